@@ -1,0 +1,133 @@
+// TaskScheduler: IPython Parallel's load-balancing task scheduler, without sockets.
+//
+// It owns the queue of waiting tasks, per-engine loads, the dependency graph, retries,
+// timeouts and the grace period for tasks stranded on a dead engine. It never touches zmq:
+// what it decides goes out through a TaskSink (the controller implements it over sockets;
+// tests implement it with a recorder). Time comes from an injected Clock; the owner calls
+// OnTimer() at NextDeadline(). The scheduling scheme is a pure function (scheduling_policy.h)
+// and dependencies are pure values (dependency.h).
+//
+// Semantics follow ../../../../shared/reference/ipyparallel-protocol.md section 5 (summarised
+// in docs/protocol.md): hwm, LRU order, blacklists, retries never on the same engine, refusals
+// (dependencies_met == false) not costing retries, TaskTimeout only while waiting, 5 s grace
+// before tasks of a dead engine fail with EngineError (or are retried), InvalidDependency and
+// ImpossibleDependency, and dependants dispatched only after a result has been delivered.
+//
+// Thread rule: single-threaded; every method and every sink call run on the caller's thread,
+// and the sink may be called synchronously from inside any method.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "shoal/common/clock.h"
+#include "shoal/controller/dependency.h"
+#include "shoal/controller/scheduling_policy.h"
+#include "shoal/status.h"
+
+namespace shoal::controller {
+
+// What the scheduler carries for its owner (the raw request frames). Opaque here.
+struct TaskPayload {
+  virtual ~TaskPayload() = default;
+};
+
+// What the controller learned from a task request's header and metadata.
+struct TaskSpec {
+  std::string msg_id;
+  std::vector<std::string> targets;  // engine uuids allowed; empty = any
+  Dependency after;                  // time dependency
+  Dependency follow;                 // location dependency
+  double timeout_s = 0;              // <= 0: none
+  int retries = 0;
+};
+
+// Parses task metadata ({"after", "follow", "timeout", "targets", "retries", ...}; missing
+// keys take defaults, null is the default). kInvalidArgument for wrong types.
+Result<TaskSpec> ParseTaskSpec(std::string msg_id, const nlohmann::json& metadata);
+
+// A task as the scheduler holds it.
+struct Task {
+  TaskSpec spec;
+  std::unique_ptr<TaskPayload> payload;
+  Micros submitted = 0;               // monotonic time of Submit()
+  std::set<std::string> blacklist;    // engines that refused or failed it
+};
+
+enum class TaskFailure {
+  kImpossibleDependency,  // ename "ImpossibleDependency"
+  kInvalidDependency,     // ename "InvalidDependency"
+  kTaskTimeout,           // ename "TaskTimeout"
+  kEngineDied,            // ename "EngineError"
+};
+
+// The ename IPython Parallel clients expect for `why`.
+const char* TaskFailureName(TaskFailure why);
+
+class TaskSink {
+ public:
+  virtual ~TaskSink() = default;
+  // Send `task` to `engine_uuid` now. The scheduler keeps the Task until it is final, so the
+  // sink must copy (not consume) the payload.
+  virtual void SendToEngine(const std::string& engine_uuid, const Task& task) = 0;
+  // The task is final with the engine reply that OnEngineReply is handling right now:
+  // relay that reply to the client.
+  virtual void DeliverReply(const Task& task, const std::string& engine_uuid) = 0;
+  // The task is final with an error the scheduler made. For kEngineDied, `engine_uuid` is the
+  // dead engine; otherwise it is empty.
+  virtual void DeliverFailure(const Task& task, TaskFailure why,
+                              const std::string& engine_uuid) = 0;
+};
+
+class TaskScheduler {
+ public:
+  struct Options {
+    Scheme scheme = Scheme::kLeastLoad;
+    int hwm = 1;                                 // max outstanding per engine; 0 = unlimited
+    Micros stranded_grace = 5 * kMicrosPerSecond;  // wait before failing a dead engine's tasks
+    uint64_t seed = 0;                           // for the random schemes
+  };
+
+  // `clock` and `sink` must outlive the scheduler.
+  TaskScheduler(Options options, const Clock& clock, TaskSink& sink);
+  ~TaskScheduler();
+  TaskScheduler(const TaskScheduler&) = delete;
+  TaskScheduler& operator=(const TaskScheduler&) = delete;
+
+  // A newly registered engine (inserted at the least-recently-used end). Rescans the queue.
+  void AddEngine(const std::string& engine_uuid);
+  // An engine is gone: no new tasks go to it; after stranded_grace its pending tasks fail
+  // with kEngineDied or are retried elsewhere. Unknown uuids are ignored.
+  void RemoveEngine(const std::string& engine_uuid);
+
+  // Takes a new task. It is dispatched, parked, or failed (InvalidDependency,
+  // ImpossibleDependency) at once, through the sink.
+  void Submit(TaskSpec spec, std::unique_ptr<TaskPayload> payload);
+
+  // An engine answered `msg_id`. `ok` is content.status == "ok"; `dependencies_met` is the
+  // reply metadata's flag. Returns false (and does nothing) when that task is not pending on
+  // that engine; otherwise the reply is delivered (DeliverReply), or the task is retried
+  // elsewhere / re-parked, and then waiting dependants are reconsidered.
+  bool OnEngineReply(const std::string& engine_uuid, const std::string& msg_id, bool ok,
+                     bool dependencies_met);
+
+  // Runs every timer due at clock.MonotonicMicros(): task timeouts and stranded-task grace.
+  void OnTimer();
+  // When OnTimer next has work, or nullopt.
+  std::optional<Micros> NextDeadline() const;
+
+  // Introspection (queue_request, tests).
+  size_t WaitingCount() const;                              // parked, not on any engine
+  std::vector<std::string> PendingOn(const std::string& engine_uuid) const;  // msg_ids
+  std::vector<std::string> Engines() const;                 // current LRU order
+  bool IsKnownTask(const std::string& msg_id) const;        // ever submitted here
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shoal::controller
