@@ -1,6 +1,6 @@
 # Helpers shared by every CMakeLists.txt in the tree.
 
-set(SHOAL_WARNINGS -Wall -Wextra -Wno-unused-parameter)
+set(SHOAL_WARNINGS -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers)
 if(SHOAL_WERROR)
   list(APPEND SHOAL_WARNINGS -Werror)
 endif()
@@ -26,3 +26,5 @@ function(shoal_cc_test name)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS "${A_LABELS}" TIMEOUT 120)
 endfunction()
+
+add_compile_definitions(SHOAL_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
