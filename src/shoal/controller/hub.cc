@@ -1,0 +1,446 @@
+#include "shoal/controller/hub.h"
+
+#include <algorithm>
+#include <set>
+
+#include "shoal/common/log.h"
+#include "shoal/wire/iso_date.h"
+
+namespace shoal::controller {
+
+Json ErrorContent(const std::string& ename, const std::string& evalue) {
+  std::string line = ename + (evalue.empty() ? "" : ": " + evalue);
+  return {{"status", "error"},
+          {"ename", ename},
+          {"evalue", evalue},
+          {"traceback", Json::array({line})},
+          {"engine_info", Json::object()}};
+}
+
+store::Blob BlobFromFrame(zmq::message_t& frame) {
+  auto holder = std::make_shared<zmq::message_t>();
+  holder->copy(frame);
+  const char* data = static_cast<const char*>(holder->data());
+  size_t size = holder->size();
+  return store::Blob(std::move(holder), data, size);
+}
+
+namespace {
+void ReleaseBlob(void* /*data*/, void* hint) { delete static_cast<store::Blob*>(hint); }
+}  // namespace
+
+zmq::message_t FrameFromBlob(const store::Blob& blob) {
+  if (blob.size() < 1024) return zmq::message_t(blob.data(), blob.size());
+  auto* keep = new store::Blob(blob);
+  return zmq::message_t(const_cast<char*>(keep->data()), keep->size(), ReleaseBlob, keep);
+}
+
+Hub::Hub(store::RecordStore& store, const EngineRegistry& registry, const Clock& clock)
+    : store_(store), registry_(registry), clock_(clock) {}
+
+void Hub::LogStoreError(const Status& st, const std::string& msg_id) {
+  if (!st.ok()) SHOAL_LOG(Warn) << "record " << msg_id << ": " << st.ToString();
+}
+
+Json Hub::NewRecordFields(const Json& header, const Json& metadata, const Json& content,
+                          const std::string& queue, const std::string& engine_uuid) const {
+  Json f = Json::object();
+  f["msg_id"] = header.value("msg_id", "");
+  f["header"] = header;
+  f["metadata"] = metadata;
+  f["content"] = content;
+  f["submitted"] = header.contains("date") ? header["date"] : Json();
+  f["client_uuid"] = header.value("session", "");
+  f["engine_uuid"] = engine_uuid.empty() ? Json() : Json(engine_uuid);
+  f["started"] = nullptr;
+  f["completed"] = nullptr;
+  f["resubmitted"] = nullptr;
+  f["received"] = nullptr;
+  f["result_header"] = nullptr;
+  f["result_metadata"] = nullptr;
+  f["result_content"] = nullptr;
+  f["queue"] = queue;
+  f["execute_input"] = nullptr;
+  f["execute_result"] = nullptr;
+  f["error"] = nullptr;
+  f["stdout"] = "";
+  f["stderr"] = "";
+  f["label"] = metadata.is_object() && metadata.contains("label") ? metadata["label"] : Json();
+  return f;
+}
+
+void Hub::OnRequest(wire::Message& request, const std::string& queue,
+                    const std::string& engine_uuid) {
+  std::string msg_id = request.msg_id();
+  Json content = request.content;
+  if (content.is_null()) {
+    std::string_view text = request.frame(wire::kContentOffset);
+    content = Json::parse(text.begin(), text.end(), nullptr, false);
+    if (content.is_discarded()) content = Json::object();
+  }
+  store::Record rec;
+  rec.fields = NewRecordFields(request.header, request.metadata, content, queue, engine_uuid);
+  for (size_t i = 0; i < request.num_buffers(); ++i)
+    rec.buffers.push_back(BlobFromFrame(request.frames[request.delim + wire::kFirstBufferOffset + i]));
+  pending_.insert(msg_id);
+  if (queue == "mux") {
+    if (const EngineInfo* e = registry_.FindByUuid(engine_uuid)) {
+      queues_[e->id].insert(msg_id);
+      mux_engine_[msg_id] = e->id;
+    }
+  } else {
+    unassigned_.insert(msg_id);
+  }
+  Status st = store_.Add(msg_id, rec);
+  if (st.code() == StatusCode::kAlreadyExists) {
+    // iopub output can arrive before the request: merge, keeping what output recorded.
+    store::RecordUpdate up;
+    for (const char* k : {"header", "metadata", "content", "submitted", "client_uuid",
+                          "engine_uuid", "queue", "label"})
+      up.fields[k] = rec.fields[k];
+    up.buffers = std::move(rec.buffers);
+    st = store_.Update(msg_id, std::move(up));
+  }
+  LogStoreError(st, msg_id);
+}
+
+void Hub::OnTaskAssigned(const std::string& msg_id, const std::string& engine_uuid) {
+  unassigned_.erase(msg_id);
+  if (const EngineInfo* e = registry_.FindByUuid(engine_uuid)) {
+    tasks_[e->id].insert(msg_id);
+    task_engine_[msg_id] = e->id;
+  }
+  store::RecordUpdate up;
+  up.fields["engine_uuid"] = engine_uuid;
+  LogStoreError(store_.Update(msg_id, std::move(up)), msg_id);
+}
+
+void Hub::OnResult(wire::Message& reply, const std::string& engine_uuid) {
+  std::string msg_id = reply.parent_msg_id();
+  if (msg_id.empty()) return;
+  Json content = reply.content;
+  if (content.is_null()) {
+    std::string_view text = reply.frame(wire::kContentOffset);
+    content = Json::parse(text.begin(), text.end(), nullptr, false);
+    if (content.is_discarded()) content = Json::object();
+  }
+  std::string status = content.value("status", "");
+  pending_.erase(msg_id);
+  unassigned_.erase(msg_id);
+  int eid = -1;
+  if (auto it = mux_engine_.find(msg_id); it != mux_engine_.end()) {
+    eid = it->second;
+    queues_[eid].erase(msg_id);
+    mux_engine_.erase(it);
+  }
+  if (auto it = task_engine_.find(msg_id); it != task_engine_.end()) {
+    eid = it->second;
+    tasks_[eid].erase(msg_id);
+    task_engine_.erase(it);
+  }
+  if (eid < 0 && !engine_uuid.empty())
+    if (const EngineInfo* e = registry_.FindByUuid(engine_uuid)) eid = e->id;
+  if (eid >= 0 && status != "aborted") {
+    Completed& c = completed_[eid];
+    ++c.count;
+    c.recent.push_back(msg_id);
+    if (c.recent.size() > kRecentCompleted) c.recent.pop_front();
+  }
+  store::RecordUpdate up;
+  up.fields["result_header"] = reply.header;
+  up.fields["result_metadata"] = reply.metadata;
+  up.fields["result_content"] = content;
+  up.fields["started"] =
+      reply.metadata.is_object() && reply.metadata.contains("started") ? reply.metadata["started"]
+                                                                       : Json();
+  up.fields["completed"] = reply.header.contains("date") ? reply.header["date"] : Json();
+  up.fields["received"] = wire::FormatIsoDate(clock_.WallMicros());
+  up.fields["engine_uuid"] = engine_uuid;
+  std::vector<store::Blob> bufs;
+  for (size_t i = 0; i < reply.num_buffers(); ++i)
+    bufs.push_back(BlobFromFrame(reply.frames[reply.delim + wire::kFirstBufferOffset + i]));
+  up.result_buffers = std::move(bufs);
+  LogStoreError(store_.Update(msg_id, std::move(up)), msg_id);
+}
+
+void Hub::OnIopub(const wire::Message& msg) {
+  std::string msg_id = msg.parent_msg_id();
+  if (msg_id.empty()) return;
+  std::string type = msg.msg_type();
+  const Json& c = msg.content;
+  Status st;
+  auto ensure = [&]() {
+    // Output may come before the request copy: create a placeholder record.
+    if (store_.Get(msg_id).ok()) return;
+    store::Record rec;
+    rec.fields = NewRecordFields(Json::object(), Json::object(), Json::object(), "", "");
+    rec.fields["msg_id"] = msg_id;
+    rec.fields["header"] = nullptr;
+    rec.fields["metadata"] = nullptr;
+    rec.fields["content"] = nullptr;
+    rec.fields["submitted"] = nullptr;
+    rec.fields["client_uuid"] = nullptr;
+    rec.fields["queue"] = nullptr;
+    (void)store_.Add(msg_id, std::move(rec));
+  };
+  if (type == "stream") {
+    std::string name = c.value("name", "");
+    if (name != "stdout" && name != "stderr") return;
+    st = store_.AppendText(msg_id, name, c.value("text", ""));
+    if (st.code() == StatusCode::kNotFound) {
+      ensure();
+      st = store_.AppendText(msg_id, name, c.value("text", ""));
+    }
+  } else if (type == "execute_input" || type == "execute_result" || type == "error" ||
+             type == "display_data") {
+    store::RecordUpdate up;
+    if (type == "execute_input") {
+      up.fields["execute_input"] = c.value("code", "");
+    } else if (type == "display_data") {
+      return;  // not one of the record keys; clients get display data from iopub directly
+    } else {
+      up.fields[type] = c;
+    }
+    st = store_.Update(msg_id, up);
+    if (st.code() == StatusCode::kNotFound) {
+      ensure();
+      st = store_.Update(msg_id, std::move(up));
+    }
+  } else {
+    return;
+  }
+  LogStoreError(st, msg_id);
+}
+
+void Hub::OnResubmitted(const std::string& old_id, const std::string& new_id, const Json& header,
+                        const Json& content, std::vector<store::Blob> buffers) {
+  store::Record rec;
+  rec.fields = NewRecordFields(header, Json::object(), content, "task", "");
+  rec.buffers = std::move(buffers);
+  pending_.insert(new_id);
+  unassigned_.insert(new_id);
+  LogStoreError(store_.Add(new_id, std::move(rec)), new_id);
+  store::RecordUpdate up;
+  up.fields["resubmitted"] = new_id;
+  LogStoreError(store_.Update(old_id, std::move(up)), old_id);
+}
+
+std::vector<std::string> Hub::FailStrandedMux(const EngineInfo& info) {
+  std::vector<std::string> failed;
+  auto it = queues_.find(info.id);
+  if (it == queues_.end()) return failed;
+  std::string now = wire::FormatIsoDate(clock_.WallMicros());
+  for (const auto& msg_id : it->second) {
+    failed.push_back(msg_id);
+    pending_.erase(msg_id);
+    mux_engine_.erase(msg_id);
+    store::RecordUpdate up;
+    up.fields["result_content"] =
+        ErrorContent("EngineError", "Engine " + std::to_string(info.id) +
+                                        " died while running task '" + msg_id + "'");
+    up.fields["result_header"] = {{"engine", info.uuid}, {"date", now}};
+    up.fields["completed"] = now;
+    up.fields["engine_uuid"] = info.uuid;
+    up.result_buffers = std::vector<store::Blob>{};
+    LogStoreError(store_.Update(msg_id, std::move(up)), msg_id);
+  }
+  queues_.erase(it);
+  return failed;
+}
+
+QueryReply Hub::HandleQuery(const std::string& msg_type, const Json& content) {
+  if (msg_type == "queue_request") return Queue(content);
+  if (msg_type == "result_request") return Results(content);
+  if (msg_type == "history_request") return History();
+  if (msg_type == "db_request") return Db(content);
+  if (msg_type == "purge_request") return Purge(content);
+  return {"hub_error", ErrorContent("KeyError", "Bad Message Type: '" + msg_type + "'"), {}};
+}
+
+Result<std::vector<int>> Hub::ResolveTargets(const Json& targets) const {
+  std::vector<int> ids;
+  if (targets.is_null()) {
+    for (const auto& [id, info] : registry_.engines()) ids.push_back(id);
+    return ids;
+  }
+  Json list = targets.is_array() ? targets : Json::array({targets});
+  std::vector<Json> bad;
+  for (const auto& t : list) {
+    if (t.is_number_integer()) {
+      int id = t.get<int>();
+      if (registry_.FindById(id)) {
+        ids.push_back(id);
+        continue;
+      }
+    } else if (t.is_string()) {
+      if (const EngineInfo* e = registry_.FindByUuid(t.get<std::string>())) {
+        ids.push_back(e->id);
+        continue;
+      }
+    }
+    bad.push_back(t);
+  }
+  if (!bad.empty()) return Status::NotFound("No Such Engine: " + Json(bad).dump());
+  return ids;
+}
+
+QueryReply Hub::Queue(const Json& content) {
+  bool verbose = content.value("verbose", false);
+  auto targets = ResolveTargets(content.contains("targets") ? content["targets"] : Json());
+  if (!targets.ok())
+    return {"hub_error", ErrorContent("IndexError", targets.status().message()), {}};
+  auto listing = [&](const auto& ids) -> Json {
+    if (!verbose) return ids.size();
+    Json arr = Json::array();
+    for (const auto& id : ids) arr.push_back(id);
+    return arr;
+  };
+  Json out = {{"status", "ok"}};
+  static const std::unordered_set<std::string> kEmpty;
+  for (int id : *targets) {
+    auto q = queues_.find(id);
+    auto t = tasks_.find(id);
+    auto c = completed_.find(id);
+    Json entry = Json::object();
+    entry["queue"] = listing(q == queues_.end() ? kEmpty : q->second);
+    entry["tasks"] = listing(t == tasks_.end() ? kEmpty : t->second);
+    if (c == completed_.end()) {
+      entry["completed"] = verbose ? Json::array() : Json(0);
+    } else {
+      entry["completed"] = verbose ? listing(c->second.recent) : Json(c->second.count);
+    }
+    out[std::to_string(id)] = entry;
+  }
+  out["unassigned"] = listing(unassigned_);
+  return {"queue_reply", out, {}};
+}
+
+QueryReply Hub::Results(const Json& content) {
+  std::set<std::string> ids;
+  if (content.contains("msg_ids") && content["msg_ids"].is_array())
+    for (const auto& m : content["msg_ids"])
+      if (m.is_string()) ids.insert(m.get<std::string>());
+  bool status_only = content.value("status_only", false);
+  Json out = {{"status", "ok"}, {"pending", Json::array()}, {"completed", Json::array()}};
+  wire::Frames buffers;
+  for (const auto& msg_id : ids) {  // sorted and de-duplicated, as clients expect
+    if (pending_.count(msg_id)) {
+      out["pending"].push_back(msg_id);
+      continue;
+    }
+    auto rec = store_.Get(msg_id);
+    if (!rec.ok() || rec->fields.value("completed", Json()).is_null()) {
+      if (rec.ok()) {
+        out["pending"].push_back(msg_id);
+        continue;
+      }
+      return {"result_reply", ErrorContent("KeyError", "'No such message: " + msg_id + "'"), {}};
+    }
+    out["completed"].push_back(msg_id);
+    if (status_only) continue;
+    const Json& f = rec->fields;
+    auto get = [&](const char* k) { return f.contains(k) ? f[k] : Json(); };
+    Json io = Json::object();
+    for (const char* k : {"execute_input", "execute_result", "error", "stdout", "stderr"})
+      io[k] = get(k);
+    out[msg_id] = {{"header", get("header")},
+                   {"metadata", get("metadata")},
+                   {"result_metadata", get("result_metadata")},
+                   {"result_header", get("result_header")},
+                   {"result_content", get("result_content")},
+                   {"received", get("received")},
+                   {"io", io}};
+    for (const auto& b : rec->result_buffers) buffers.push_back(FrameFromBlob(b));
+  }
+  return {"result_reply", out, std::move(buffers)};
+}
+
+QueryReply Hub::History() {
+  auto h = store_.History();
+  if (!h.ok())
+    return {"history_reply", ErrorContent("KeyError", h.status().message()), {}};
+  return {"history_reply", {{"status", "ok"}, {"history", *h}}, {}};
+}
+
+QueryReply Hub::Db(const Json& content) {
+  Json query = content.contains("query") ? content["query"] : Json::object();
+  std::optional<std::vector<std::string>> keys;
+  if (content.contains("keys") && content["keys"].is_array()) {
+    keys.emplace();
+    for (const auto& k : content["keys"])
+      if (k.is_string()) keys->push_back(k.get<std::string>());
+  }
+  auto found = store_.Find(query, keys);
+  if (!found.ok()) {
+    const char* ename =
+        found.status().code() == StatusCode::kInvalidArgument ? "ValueError" : "KeyError";
+    return {"db_reply", ErrorContent(ename, found.status().message()), {}};
+  }
+  bool want_bufs = keys && std::count(keys->begin(), keys->end(), "buffers");
+  bool want_rbufs = keys && std::count(keys->begin(), keys->end(), "result_buffers");
+  Json records = Json::array();
+  Json buffer_lens = want_bufs ? Json::array() : Json();
+  Json result_buffer_lens = want_rbufs ? Json::array() : Json();
+  wire::Frames frames;
+  for (auto& rec : *found) {
+    Json f = rec.fields;
+    if (!keys) {
+      for (auto k : store::kRecordKeys)
+        if (!f.contains(k)) f[std::string(k)] = nullptr;
+    }
+    records.push_back(std::move(f));
+    if (want_bufs) {
+      buffer_lens.push_back(rec.buffers.size());
+      for (const auto& b : rec.buffers) frames.push_back(FrameFromBlob(b));
+    }
+    if (want_rbufs) {
+      result_buffer_lens.push_back(rec.result_buffers.size());
+      for (const auto& b : rec.result_buffers) frames.push_back(FrameFromBlob(b));
+    }
+  }
+  // Frames go per record: its buffers, then its result buffers.
+  if (want_bufs && want_rbufs) {
+    frames.clear();
+    for (auto& rec : *found) {
+      for (const auto& b : rec.buffers) frames.push_back(FrameFromBlob(b));
+      for (const auto& b : rec.result_buffers) frames.push_back(FrameFromBlob(b));
+    }
+  }
+  Json out = {{"status", "ok"},
+              {"records", records},
+              {"buffer_lens", buffer_lens},
+              {"result_buffer_lens", result_buffer_lens}};
+  return {"db_reply", out, std::move(frames)};
+}
+
+QueryReply Hub::Purge(const Json& content) {
+  Json msg_ids = content.contains("msg_ids") ? content["msg_ids"] : Json::array();
+  Json engine_ids = content.contains("engine_ids") ? content["engine_ids"] : Json::array();
+  if (msg_ids.is_string() && msg_ids.get<std::string>() == "all") {
+    auto n = store_.DropMatching({{"completed", {{"$ne", nullptr}}}});
+    if (!n.ok()) return {"purge_reply", ErrorContent("RuntimeError", n.status().message()), {}};
+  } else if (msg_ids.is_array() && !msg_ids.empty()) {
+    for (const auto& m : msg_ids)
+      if (m.is_string() && pending_.count(m.get<std::string>()))
+        return {"purge_reply",
+                ErrorContent("IndexError", "msg pending: '" + m.get<std::string>() + "'"),
+                {}};
+    auto n = store_.DropMatching({{"msg_id", {{"$in", msg_ids}}}});
+    if (!n.ok()) return {"purge_reply", ErrorContent("RuntimeError", n.status().message()), {}};
+  }
+  if (engine_ids.is_array()) {
+    for (const auto& e : engine_ids) {
+      const EngineInfo* info = e.is_number_integer() ? registry_.FindById(e.get<int>()) : nullptr;
+      if (!info)
+        return {"purge_reply", ErrorContent("IndexError", "No such engine: " + e.dump()), {}};
+      auto n = store_.DropMatching(
+          {{"engine_uuid", info->uuid}, {"completed", {{"$ne", nullptr}}}});
+      if (!n.ok())
+        return {"purge_reply", ErrorContent("RuntimeError", n.status().message()), {}};
+      completed_.erase(info->id);
+    }
+  }
+  return {"purge_reply", {{"status", "ok"}}, {}};
+}
+
+}  // namespace shoal::controller
