@@ -35,6 +35,18 @@ zmq::message_t FrameFromBlob(const store::Blob& blob) {
   return zmq::message_t(const_cast<char*>(keep->data()), keep->size(), ReleaseBlob, keep);
 }
 
+namespace {
+// Record date keys must hold ISO dates or null; a peer's malformed date must not cost the
+// record (the store refuses non-dates), so it is dropped instead.
+Json DateOrNull(const Json& j, const char* key) {
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string() || !wire::LooksLikeIsoDate(it->get<std::string>()))
+    return nullptr;
+  return *it;
+}
+}  // namespace
+
 Hub::Hub(store::RecordStore& store, const EngineRegistry& registry, const Clock& clock)
     : store_(store), registry_(registry), clock_(clock) {}
 
@@ -49,7 +61,7 @@ Json Hub::NewRecordFields(const Json& header, const Json& metadata, const Json& 
   f["header"] = header;
   f["metadata"] = metadata;
   f["content"] = content;
-  f["submitted"] = header.contains("date") ? header["date"] : Json();
+  f["submitted"] = DateOrNull(header, "date");
   f["client_uuid"] = header.value("session", "");
   f["engine_uuid"] = engine_uuid.empty() ? Json() : Json(engine_uuid);
   f["started"] = nullptr;
@@ -150,10 +162,10 @@ void Hub::OnResult(wire::Message& reply, const std::string& engine_uuid) {
   up.fields["result_header"] = reply.header;
   up.fields["result_metadata"] = reply.metadata;
   up.fields["result_content"] = content;
-  up.fields["started"] =
-      reply.metadata.is_object() && reply.metadata.contains("started") ? reply.metadata["started"]
-                                                                       : Json();
-  up.fields["completed"] = reply.header.contains("date") ? reply.header["date"] : Json();
+  up.fields["started"] = DateOrNull(reply.metadata, "started");
+  up.fields["completed"] = DateOrNull(reply.header, "date");
+  if (up.fields["completed"].is_null())  // a finished record must say so
+    up.fields["completed"] = wire::FormatIsoDate(clock_.WallMicros());
   up.fields["received"] = wire::FormatIsoDate(clock_.WallMicros());
   up.fields["engine_uuid"] = engine_uuid;
   std::vector<store::Blob> bufs;
