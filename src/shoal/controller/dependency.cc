@@ -48,21 +48,15 @@ bool Dependency::Contains(const std::string& id) const {
 }
 
 bool Dependency::Check(const IdSet& completed, const IdSet& failed) const {
-  if (ids.empty()) return true;
-  auto counts = [&](const std::string& id) {
-    return (success && completed.contains(id)) || (failure && failed.contains(id));
-  };
-  return all ? std::all_of(ids.begin(), ids.end(), counts)
-             : std::any_of(ids.begin(), ids.end(), counts);
+  return CheckWith([&](const std::string& id) {
+    return IdState{completed.contains(id), failed.contains(id)};
+  });
 }
 
 bool Dependency::Unreachable(const IdSet& completed, const IdSet& failed) const {
-  if (ids.empty()) return false;
-  auto lost = [&](const std::string& id) {
-    return (!success && completed.contains(id)) || (!failure && failed.contains(id));
-  };
-  return all ? std::any_of(ids.begin(), ids.end(), lost)
-             : std::all_of(ids.begin(), ids.end(), lost);
+  return UnreachableWith([&](const std::string& id) {
+    return IdState{completed.contains(id), failed.contains(id)};
+  });
 }
 
 Result<Dependency> ParseDependency(const nlohmann::json& wire) {

@@ -20,6 +20,12 @@ namespace shoal::controller {
 // A set of task msg_ids (finished successfully, or failed).
 using IdSet = std::unordered_set<std::string>;
 
+// What is known about one msg_id when a dependency is evaluated.
+struct IdState {
+  bool completed = false;  // finished successfully
+  bool failed = false;     // finished with an error (or failed in the scheduler)
+};
+
 struct Dependency {
   std::vector<std::string> ids;  // distinct msg_ids, in wire order
   bool all = true;
@@ -36,6 +42,32 @@ struct Dependency {
   // success) or `failed` (if not failure); `all` is unreachable once one id is lost, any once
   // every id is.
   bool Unreachable(const IdSet& completed, const IdSet& failed) const;
+
+  // The same two tests with the outcomes supplied by `state_of(const std::string&) -> IdState`,
+  // so a caller holding one msg_id -> outcome map (the scheduler) needs one lookup per id
+  // instead of keeping separate sets.
+  template <typename StateOf>
+  bool CheckWith(StateOf&& state_of) const {
+    if (ids.empty()) return true;
+    for (const auto& id : ids) {
+      const IdState s = state_of(id);
+      const bool counts = (success && s.completed) || (failure && s.failed);
+      if (all && !counts) return false;
+      if (!all && counts) return true;
+    }
+    return all;
+  }
+  template <typename StateOf>
+  bool UnreachableWith(StateOf&& state_of) const {
+    if (ids.empty()) return false;
+    for (const auto& id : ids) {
+      const IdState s = state_of(id);
+      const bool lost = (!success && s.completed) || (!failure && s.failed);
+      if (all && lost) return true;
+      if (!all && !lost) return false;
+    }
+    return !all;
+  }
 };
 
 // Parses the wire form: null (empty); a list of msg_id strings (all, success, not failure);
