@@ -14,7 +14,26 @@
 // ImpossibleDependency, and dependants dispatched only after a result has been delivered.
 //
 // Thread rule: single-threaded; every method and every sink call run on the caller's thread,
-// and the sink may be called synchronously from inside any method.
+// and the sink may be called synchronously from inside any method. The sink must not call
+// back into the scheduler (queue the work and do it after the method returns).
+//
+// Ordering: waiting tasks are considered oldest submission first. All tasks that wait only
+// for an engine are offered capacity when an engine is added or removed or drops below hwm;
+// otherwise a final task only reconsiders the tasks that named it in after/follow.
+//
+// Cost: with nothing restricted (targets/follow/blacklist), Submit and OnEngineReply do a
+// few hash-map operations plus O(log waiting). A dispatch walks the engines that have room in
+// LRU order, stopping at the first idle one for leastload (so hwm = 1 is O(1)) and at the
+// first for lru/pure; random schemes, and leastload when no engine is idle (hwm 0 or > 1),
+// look at all of them. A capacity rescan costs one cheap check per waiting task it passes over
+// (tasks that cannot use the free engine). The history of final msg_ids (needed to evaluate
+// later dependencies, as upstream) is kept for the scheduler's lifetime: about 100 bytes each.
+//
+// Beyond upstream (which would wait forever in these cases): a task whose follow.all names
+// finished tasks is ImpossibleDependency also when they ran nowhere (failed in the scheduler),
+// or on an engine that is gone, blacklisted for it, or outside its targets. InvalidDependency
+// is judged on the dependencies as given, before `after` is reduced, so an unknown id is
+// invalid even inside an `any` that other ids already satisfy.
 #pragma once
 
 #include <memory>
@@ -41,20 +60,23 @@ struct TaskSpec {
   std::vector<std::string> targets;  // engine uuids allowed; empty = any
   Dependency after;                  // time dependency
   Dependency follow;                 // location dependency
-  double timeout_s = 0;              // <= 0: none
-  int retries = 0;
+  double timeout_s = 0;              // <= 0: none; counts only while the task waits
+  int retries = 0;                   // < 0 behaves as 0
 };
 
 // Parses task metadata ({"after", "follow", "timeout", "targets", "retries", ...}; missing
-// keys take defaults, null is the default). kInvalidArgument for wrong types.
+// keys take defaults, null is the default, other keys are ignored; null metadata is all
+// defaults). after/follow: see ParseDependency; timeout: a number; targets: a list of strings;
+// retries: an integer (clamped to [0, INT_MAX]). kInvalidArgument for wrong types.
+// (Defined in task_spec.cc.)
 Result<TaskSpec> ParseTaskSpec(std::string msg_id, const nlohmann::json& metadata);
 
 // A task as the scheduler holds it.
 struct Task {
   TaskSpec spec;
   std::unique_ptr<TaskPayload> payload;
-  Micros submitted = 0;               // monotonic time of Submit()
-  std::set<std::string> blacklist;    // engines that refused or failed it
+  Micros submitted = 0;             // monotonic time of Submit()
+  std::set<std::string> blacklist;  // engines that refused or failed it
 };
 
 enum class TaskFailure {
@@ -86,9 +108,13 @@ class TaskScheduler {
  public:
   struct Options {
     Scheme scheme = Scheme::kLeastLoad;
-    int hwm = 1;                                 // max outstanding per engine; 0 = unlimited
+    int hwm = 1;                                   // max outstanding per engine; 0 = unlimited
     Micros stranded_grace = 5 * kMicrosPerSecond;  // wait before failing a dead engine's tasks
-    uint64_t seed = 0;                           // for the random schemes
+    uint64_t seed = 0;                             // for the random schemes
+    // kPure ignores hwm (unlimited), dependencies, targets, retries and timeouts, and sends
+    // round robin in LRU order; tasks still wait while there is no engine, replies are all
+    // final, and a dead engine's tasks still fail with kEngineDied after the grace.
+    // A negative hwm is treated as 0; stranded_grace <= 0 fails/retries at RemoveEngine.
   };
 
   // `clock` and `sink` must outlive the scheduler.
@@ -104,7 +130,9 @@ class TaskScheduler {
   void RemoveEngine(const std::string& engine_uuid);
 
   // Takes a new task. It is dispatched, parked, or failed (InvalidDependency,
-  // ImpossibleDependency) at once, through the sink.
+  // ImpossibleDependency) at once, through the sink. spec.after is reduced in place (ids
+  // already satisfied are dropped; semantics unchanged). A msg_id that is still queued or
+  // running here is a duplicate and is dropped without any sink call.
   void Submit(TaskSpec spec, std::unique_ptr<TaskPayload> payload);
 
   // An engine answered `msg_id`. `ok` is content.status == "ok"; `dependencies_met` is the
@@ -114,16 +142,18 @@ class TaskScheduler {
   bool OnEngineReply(const std::string& engine_uuid, const std::string& msg_id, bool ok,
                      bool dependencies_met);
 
-  // Runs every timer due at clock.MonotonicMicros(): task timeouts and stranded-task grace.
+  // Runs every timer due at clock.MonotonicMicros(), earliest first: task timeouts and
+  // stranded-task grace.
   void OnTimer();
   // When OnTimer next has work, or nullopt.
   std::optional<Micros> NextDeadline() const;
 
   // Introspection (queue_request, tests).
-  size_t WaitingCount() const;                              // parked, not on any engine
-  std::vector<std::string> PendingOn(const std::string& engine_uuid) const;  // msg_ids
-  std::vector<std::string> Engines() const;                 // current LRU order
-  bool IsKnownTask(const std::string& msg_id) const;        // ever submitted here
+  size_t WaitingCount() const;  // parked, not on any engine
+  // msg_ids sent to that engine (live, or dead within its grace), in submission order.
+  std::vector<std::string> PendingOn(const std::string& engine_uuid) const;
+  std::vector<std::string> Engines() const;           // current LRU order
+  bool IsKnownTask(const std::string& msg_id) const;  // ever submitted here
 
  private:
   struct Impl;
