@@ -35,9 +35,15 @@ class Line {
   std::ostringstream stream_;
 };
 
+// Turns `Line(...) << a << b` into void so it can sit in a conditional expression; `&` binds
+// looser than `<<`. The message is not even formatted when the level is off.
+struct Voidify {
+  void operator&(const Line&) {}
+};
+
 }  // namespace shoal::log
 
-#define SHOAL_LOG(level)                                                     \
-  if (::shoal::log::k##level < ::shoal::log::GetLevel()) {                   \
-  } else                                                                     \
-    ::shoal::log::Line(::shoal::log::k##level)
+#define SHOAL_LOG(level)                                   \
+  (::shoal::log::k##level < ::shoal::log::GetLevel())      \
+      ? (void)0                                            \
+      : ::shoal::log::Voidify() & ::shoal::log::Line(::shoal::log::k##level)

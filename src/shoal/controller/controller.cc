@@ -143,7 +143,7 @@ class Controller::Impl : public TaskSink {
 Status Controller::Impl::OpenStore() {
   switch (opts_.db) {
     case DbBackend::kMemory: {
-      store::MemoryStore::Options mo;
+      store::MemoryStoreOptions mo;
       mo.record_limit = opts_.record_limit;
       mo.size_limit = opts_.size_limit;
       mo.cull_fraction = opts_.cull_fraction;
