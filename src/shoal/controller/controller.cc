@@ -20,11 +20,13 @@
 #include "shoal/wire/ids.h"
 #include "shoal/wire/iso_date.h"
 #include "shoal/wire/message.h"
+#include "shoal/wire/msg_types.gen.h"
 
 namespace shoal::controller {
 namespace {
 
 std::atomic<bool> g_stop{false};
+namespace msg = wire::msg;
 
 using wire::Frames;
 using wire::Message;
@@ -94,9 +96,9 @@ class Controller::Impl : public TaskSink {
 
   // Sends a controller-made message.
   void SendReply(zmq::socket_t& sock, const std::vector<std::string>& idents,
-                 const std::string& msg_type, const Json& parent, const Json& content,
+                 std::string_view msg_type, const Json& parent, const Json& content,
                  Frames buffers = {}, const Json& metadata = Json::object());
-  void Notify(const std::string& msg_type, const Json& content, const Json& parent = Json::object());
+  void Notify(std::string_view msg_type, const Json& content, const Json& parent = Json::object());
   // Replies with an error to a request that cannot be routed (unknown engine).
   void RejectUnroutable(zmq::socket_t& sock, const std::string& client_rid, const Message& req,
                         const std::string& why);
@@ -122,6 +124,7 @@ class Controller::Impl : public TaskSink {
 
   Micros started_ = 0;
   Micros next_beat_ = 0;
+  Micros next_flush_ = 0;
   std::optional<Micros> shutdown_at_;
   std::deque<std::pair<Micros, EngineInfo>> stranded_mux_;
   Message* current_reply_ = nullptr;  // the engine reply OnEngineReply is handling
@@ -317,7 +320,9 @@ Status Controller::Impl::Run() {
   SHOAL_LOG(Info) << "shoal-controller shutting down";
   RemoveConnectionFiles();
   sk_.reset();
-  store_.reset();  // flushes a SQLite store
+  if (Status st = store_->Flush(); !st.ok())
+    SHOAL_LOG(Error) << "record store at shutdown: " << st.ToString();
+  store_.reset();
   return Status::Ok();
 }
 
@@ -333,14 +338,14 @@ bool Controller::Impl::DecodeOrLog(Frames&& frames, const char* channel,
 }
 
 void Controller::Impl::SendReply(zmq::socket_t& sock, const std::vector<std::string>& idents,
-                                 const std::string& msg_type, const Json& parent,
+                                 std::string_view msg_type, const Json& parent,
                                  const Json& content, Frames buffers, const Json& metadata) {
   Json header = wire::MakeHeader(msg_type, session_, username_);
   Frames f = wire::Encode(idents, header, parent, metadata, content, *signer_, std::move(buffers));
   ControllerSockets::SendFrames(sock, f);
 }
 
-void Controller::Impl::Notify(const std::string& msg_type, const Json& content,
+void Controller::Impl::Notify(std::string_view msg_type, const Json& content,
                               const Json& parent) {
   SendReply(sk_->notification(), {}, msg_type, parent, content);
 }
@@ -368,23 +373,23 @@ void Controller::Impl::OnQuery(Frames&& frames) {
   std::string peer(req.identity(0));
   std::string type = req.msg_type();
   SHOAL_LOG(Debug) << "query " << type << " from client";
-  if (type == "connection_request") {
-    SendReply(sk_->query(), {peer}, "connection_reply", req.header,
+  if (type == msg::kConnectionRequest) {
+    SendReply(sk_->query(), {peer}, msg::kConnectionReply, req.header,
               {{"status", "ok"}, {"engines", EnginesJson()}});
-  } else if (type == "registration_request") {
+  } else if (type == msg::kRegistrationRequest) {
     HandleRegistration(req);
-  } else if (type == "unregistration_request") {
+  } else if (type == msg::kUnregistrationRequest) {
     HandleUnregistration(req);
-  } else if (type == "resubmit_request") {
+  } else if (type == msg::kResubmitRequest) {
     HandleResubmit(req);
-  } else if (type == "shutdown_request") {
+  } else if (type == msg::kShutdownRequest) {
     HandleShutdown(req);
-  } else if (type == "become_dask_request") {
-    SendReply(sk_->query(), {peer}, "become_dask_reply", req.header,
+  } else if (type == msg::kBecomeDaskRequest) {
+    SendReply(sk_->query(), {peer}, msg::kBecomeDaskReply, req.header,
               ErrorContent("NotImplementedError",
                            "shoal-controller has no Python inside: become_dask is unsupported"));
-  } else if (type == "stop_distributed_request") {
-    SendReply(sk_->query(), {peer}, "stop_distributed_reply", req.header, {{"status", "ok"}});
+  } else if (type == msg::kStopDistributedRequest) {
+    SendReply(sk_->query(), {peer}, msg::kStopDistributedReply, req.header, {{"status", "ok"}});
   } else {
     QueryReply r = hub_->HandleQuery(type, req.content);
     SendReply(sk_->query(), {peer}, r.msg_type, req.header, r.content, std::move(r.buffers));
@@ -395,7 +400,7 @@ void Controller::Impl::HandleRegistration(const Message& req) {
   std::string peer(req.identity(0));
   const Json& c = req.content;
   if (!c.contains("uuid") || !c["uuid"].is_string()) {
-    SendReply(sk_->query(), {peer}, "registration_reply", Json::object(),
+    SendReply(sk_->query(), {peer}, msg::kRegistrationReply, Json::object(),
               ErrorContent("KeyError", "registration_request lacks a uuid"));
     return;
   }
@@ -407,13 +412,13 @@ void Controller::Impl::HandleRegistration(const Message& req) {
   auto id = registry_.BeginRegistration(uuid, requested, deadline);
   if (!id.ok()) {
     SHOAL_LOG(Error) << "registration of " << uuid << " refused: " << id.status().message();
-    SendReply(sk_->query(), {peer}, "registration_reply", Json::object(),
+    SendReply(sk_->query(), {peer}, msg::kRegistrationReply, Json::object(),
               ErrorContent("KeyError", id.status().message()));
     return;
   }
   SHOAL_LOG(Info) << "engine " << *id << " registering (" << uuid << ")";
   // IPython Parallel sends this reply without a parent header.
-  SendReply(sk_->query(), {peer}, "registration_reply", Json::object(),
+  SendReply(sk_->query(), {peer}, msg::kRegistrationReply, Json::object(),
             {{"id", *id},
              {"status", "ok"},
              {"hb_period", opts_.ping_ms},
@@ -438,7 +443,7 @@ void Controller::Impl::EngineGone(const EngineInfo& dead, const std::string& why
   if (!registry_.Unregister(info.id)) return;
   SHOAL_LOG(Info) << "engine " << info.id << " (" << info.uuid << ") " << why;
   heart_.Forget(info.uuid);
-  Notify("unregistration_notification", {{"id", info.id}, {"uuid", info.uuid}});
+  Notify(msg::kUnregistrationNotification, {{"id", info.id}, {"uuid", info.uuid}});
   SaveEngineState();
   scheduler_->RemoveEngine(info.uuid);
   stranded_mux_.emplace_back(
@@ -466,8 +471,8 @@ void Controller::Impl::EngineGone(const EngineInfo& dead, const std::string& why
 
 void Controller::Impl::HandleShutdown(const Message& req) {
   std::string peer(req.identity(0));
-  SendReply(sk_->query(), {peer}, "shutdown_reply", req.header, {{"status", "ok"}});
-  Notify("shutdown_notification", {{"status", "ok"}}, req.header);
+  SendReply(sk_->query(), {peer}, msg::kShutdownReply, req.header, {{"status", "ok"}});
+  Notify(msg::kShutdownNotification, {{"status", "ok"}}, req.header);
   SHOAL_LOG(Info) << "hub shutdown requested; exiting in 1 s";
   shutdown_at_ = clock_.MonotonicMicros() + kMicrosPerSecond;
 }
@@ -489,7 +494,7 @@ void Controller::Impl::HandleResubmit(const Message& req) {
     }
   }
   if (!missing.empty()) {
-    SendReply(sk_->query(), {peer}, "resubmit_reply", req.header,
+    SendReply(sk_->query(), {peer}, msg::kResubmitReply, req.header,
               ErrorContent("KeyError", "No such msg(s): " + Json(missing).dump()));
     return;
   }
@@ -514,7 +519,7 @@ void Controller::Impl::HandleResubmit(const Message& req) {
     auto spec = ParseTaskSpec(new_id, Json::object());
     scheduler_->Submit(std::move(spec).value(), std::move(task));
   }
-  SendReply(sk_->query(), {peer}, "resubmit_reply", req.header,
+  SendReply(sk_->query(), {peer}, msg::kResubmitReply, req.header,
             {{"status", "ok"}, {"resubmitted", resubmitted}});
 }
 
@@ -654,7 +659,7 @@ void Controller::Impl::DeliverFailure(const Task& task, TaskFailure why,
                 {"date", wire::FormatIsoDate(clock_.WallMicros())}};
   }
   Json content = ErrorContent(TaskFailureName(why), evalue);
-  Json header = wire::MakeHeader("apply_reply", session_, username_);
+  Json header = wire::MakeHeader(msg::kApplyReply, session_, username_);
   Frames f = wire::Encode({}, header, raw.msg.header, metadata, content, *signer_);
   Message rep;
   Status st = wire::Decode(std::move(f), nullptr, {.parse_content = true}, rep);
@@ -814,7 +819,7 @@ void Controller::Impl::OnIopub(Frames&& frames) {
   if (!DecodeOrLog(std::move(frames), "iopub", opts, msg)) return;
   std::string type = msg.msg_type();
   if (type == "status") return;
-  if (type == "shutdown_reply") {
+  if (type == msg::kIopubShutdownReply) {
     std::string session = msg.header.value("session", "");
     if (const EngineInfo* e = registry_.FindByUuid(session)) EngineGone(*e, "shut down");
     return;
@@ -839,7 +844,7 @@ void Controller::Impl::Beat() {
     SHOAL_LOG(Info) << "engine " << info->id << " registered (" << uuid << ")";
     SaveEngineState();
     scheduler_->AddEngine(uuid);
-    Notify("registration_notification", {{"id", info->id}, {"uuid", uuid}});
+    Notify(msg::kRegistrationNotification, {{"id", info->id}, {"uuid", uuid}});
   }
   for (const auto& uuid : r.failed_hearts) {
     if (const EngineInfo* e = registry_.FindByUuid(uuid)) {
@@ -852,6 +857,12 @@ void Controller::Impl::Beat() {
 
 void Controller::Impl::OnTimers() {
   Micros now = clock_.MonotonicMicros();
+  if (now >= next_flush_) {
+    // A persistent store commits its open batch at least this often, even when idle.
+    Status st = store_->Flush();
+    if (!st.ok()) SHOAL_LOG(Error) << "record store: " << st.ToString();
+    next_flush_ = now + 2 * kMicrosPerSecond;
+  }
   if (now >= next_beat_) {
     Beat();
     next_beat_ = now + opts_.ping_ms * kMicrosPerMilli;

@@ -5,8 +5,11 @@
 
 #include "shoal/common/log.h"
 #include "shoal/wire/iso_date.h"
+#include "shoal/wire/msg_types.gen.h"
 
 namespace shoal::controller {
+
+namespace msg = wire::msg;
 
 Json ErrorContent(const std::string& ename, const std::string& evalue) {
   std::string line = ename + (evalue.empty() ? "" : ": " + evalue);
@@ -261,12 +264,12 @@ std::vector<std::string> Hub::FailStrandedMux(const EngineInfo& info) {
 }
 
 QueryReply Hub::HandleQuery(const std::string& msg_type, const Json& content) {
-  if (msg_type == "queue_request") return Queue(content);
-  if (msg_type == "result_request") return Results(content);
-  if (msg_type == "history_request") return History();
-  if (msg_type == "db_request") return Db(content);
-  if (msg_type == "purge_request") return Purge(content);
-  return {"hub_error", ErrorContent("KeyError", "Bad Message Type: '" + msg_type + "'"), {}};
+  if (msg_type == msg::kQueueRequest) return Queue(content);
+  if (msg_type == msg::kResultRequest) return Results(content);
+  if (msg_type == msg::kHistoryRequest) return History();
+  if (msg_type == msg::kDbRequest) return Db(content);
+  if (msg_type == msg::kPurgeRequest) return Purge(content);
+  return {msg::kHubError, ErrorContent("KeyError", "Bad Message Type: '" + msg_type + "'"), {}};
 }
 
 Result<std::vector<int>> Hub::ResolveTargets(const Json& targets) const {
@@ -300,7 +303,7 @@ QueryReply Hub::Queue(const Json& content) {
   bool verbose = content.value("verbose", false);
   auto targets = ResolveTargets(content.contains("targets") ? content["targets"] : Json());
   if (!targets.ok())
-    return {"hub_error", ErrorContent("IndexError", targets.status().message()), {}};
+    return {msg::kHubError, ErrorContent("IndexError", targets.status().message()), {}};
   auto listing = [&](const auto& ids) -> Json {
     if (!verbose) return ids.size();
     Json arr = Json::array();
@@ -324,7 +327,7 @@ QueryReply Hub::Queue(const Json& content) {
     out[std::to_string(id)] = entry;
   }
   out["unassigned"] = listing(unassigned_);
-  return {"queue_reply", out, {}};
+  return {msg::kQueueReply, out, {}};
 }
 
 QueryReply Hub::Results(const Json& content) {
@@ -346,7 +349,7 @@ QueryReply Hub::Results(const Json& content) {
         out["pending"].push_back(msg_id);
         continue;
       }
-      return {"result_reply", ErrorContent("KeyError", "'No such message: " + msg_id + "'"), {}};
+      return {msg::kResultReply, ErrorContent("KeyError", "'No such message: " + msg_id + "'"), {}};
     }
     out["completed"].push_back(msg_id);
     if (status_only) continue;
@@ -364,14 +367,14 @@ QueryReply Hub::Results(const Json& content) {
                    {"io", io}};
     for (const auto& b : rec->result_buffers) buffers.push_back(FrameFromBlob(b));
   }
-  return {"result_reply", out, std::move(buffers)};
+  return {msg::kResultReply, out, std::move(buffers)};
 }
 
 QueryReply Hub::History() {
   auto h = store_.History();
   if (!h.ok())
-    return {"history_reply", ErrorContent("KeyError", h.status().message()), {}};
-  return {"history_reply", {{"status", "ok"}, {"history", *h}}, {}};
+    return {msg::kHistoryReply, ErrorContent("KeyError", h.status().message()), {}};
+  return {msg::kHistoryReply, {{"status", "ok"}, {"history", *h}}, {}};
 }
 
 QueryReply Hub::Db(const Json& content) {
@@ -386,7 +389,7 @@ QueryReply Hub::Db(const Json& content) {
   if (!found.ok()) {
     const char* ename =
         found.status().code() == StatusCode::kInvalidArgument ? "ValueError" : "KeyError";
-    return {"db_reply", ErrorContent(ename, found.status().message()), {}};
+    return {msg::kDbReply, ErrorContent(ename, found.status().message()), {}};
   }
   bool want_bufs = keys && std::count(keys->begin(), keys->end(), "buffers");
   bool want_rbufs = keys && std::count(keys->begin(), keys->end(), "result_buffers");
@@ -422,7 +425,7 @@ QueryReply Hub::Db(const Json& content) {
               {"records", records},
               {"buffer_lens", buffer_lens},
               {"result_buffer_lens", result_buffer_lens}};
-  return {"db_reply", out, std::move(frames)};
+  return {msg::kDbReply, out, std::move(frames)};
 }
 
 QueryReply Hub::Purge(const Json& content) {
@@ -430,29 +433,29 @@ QueryReply Hub::Purge(const Json& content) {
   Json engine_ids = content.contains("engine_ids") ? content["engine_ids"] : Json::array();
   if (msg_ids.is_string() && msg_ids.get<std::string>() == "all") {
     auto n = store_.DropMatching({{"completed", {{"$ne", nullptr}}}});
-    if (!n.ok()) return {"purge_reply", ErrorContent("RuntimeError", n.status().message()), {}};
+    if (!n.ok()) return {msg::kPurgeReply, ErrorContent("RuntimeError", n.status().message()), {}};
   } else if (msg_ids.is_array() && !msg_ids.empty()) {
     for (const auto& m : msg_ids)
       if (m.is_string() && pending_.count(m.get<std::string>()))
-        return {"purge_reply",
+        return {msg::kPurgeReply,
                 ErrorContent("IndexError", "msg pending: '" + m.get<std::string>() + "'"),
                 {}};
     auto n = store_.DropMatching({{"msg_id", {{"$in", msg_ids}}}});
-    if (!n.ok()) return {"purge_reply", ErrorContent("RuntimeError", n.status().message()), {}};
+    if (!n.ok()) return {msg::kPurgeReply, ErrorContent("RuntimeError", n.status().message()), {}};
   }
   if (engine_ids.is_array()) {
     for (const auto& e : engine_ids) {
       const EngineInfo* info = e.is_number_integer() ? registry_.FindById(e.get<int>()) : nullptr;
       if (!info)
-        return {"purge_reply", ErrorContent("IndexError", "No such engine: " + e.dump()), {}};
+        return {msg::kPurgeReply, ErrorContent("IndexError", "No such engine: " + e.dump()), {}};
       auto n = store_.DropMatching(
           {{"engine_uuid", info->uuid}, {"completed", {{"$ne", nullptr}}}});
       if (!n.ok())
-        return {"purge_reply", ErrorContent("RuntimeError", n.status().message()), {}};
+        return {msg::kPurgeReply, ErrorContent("RuntimeError", n.status().message()), {}};
       completed_.erase(info->id);
     }
   }
-  return {"purge_reply", {{"status", "ok"}}, {}};
+  return {msg::kPurgeReply, {{"status", "ok"}}, {}};
 }
 
 }  // namespace shoal::controller

@@ -35,7 +35,7 @@ store::Blob BlobFromFrame(zmq::message_t& frame);
 zmq::message_t FrameFromBlob(const store::Blob& blob);
 
 struct QueryReply {
-  std::string msg_type;
+  std::string_view msg_type;  // one of the wire::msg constants
   Json content;
   wire::Frames buffers;
 };
