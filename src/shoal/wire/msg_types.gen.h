@@ -45,8 +45,12 @@ inline constexpr std::string_view kShutdownRequest = "shutdown_request";
 inline constexpr std::string_view kShutdownReply = "shutdown_reply";
 // registration, from client; reply become_dask_reply
 inline constexpr std::string_view kBecomeDaskRequest = "become_dask_request";
+// registration, from controller
+inline constexpr std::string_view kBecomeDaskReply = "become_dask_reply";
 // registration, from client; reply stop_distributed_reply
 inline constexpr std::string_view kStopDistributedRequest = "stop_distributed_request";
+// registration, from controller
+inline constexpr std::string_view kStopDistributedReply = "stop_distributed_reply";
 // registration, from controller
 inline constexpr std::string_view kHubError = "hub_error";
 // notification, from controller
