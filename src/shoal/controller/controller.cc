@@ -765,22 +765,25 @@ void Controller::Impl::FinishCoalescing(const std::string& orig_id, Coalescing& 
     SHOAL_LOG(Warn) << "broadcast " << orig_id << ": every target died";
     return;
   }
+  // Results go back in the request's target order (clients pair them with
+  // broadcast_targets, and users expect the order they asked for), not arrival order.
+  std::vector<std::pair<std::string, Message>*> ordered;
+  Json targets = Json::array();
+  for (const auto& [uuid, id] : c.expected) {
+    for (auto& r : c.replies) {
+      if (r.first == uuid) {
+        ordered.push_back(&r);
+        targets.push_back(Json::array({uuid, id}));
+        break;
+      }
+    }
+  }
   Message& last = c.replies.back().second;
-  Json header = last.header;
   std::string_view parent = last.frame(wire::kParentOffset);
   std::string_view content = last.frame(wire::kContentOffset);
   Json meta = last.metadata;
-  Json targets = Json::array();
-  for (const auto& [uuid, reply] : c.replies) {
-    int id = -1;
-    for (const auto& [u, i] : c.expected)
-      if (u == uuid) id = i;
-    if (id < 0)
-      if (const EngineInfo* e = registry_.FindByUuid(uuid)) id = e->id;
-    targets.push_back(Json::array({uuid, id}));
-  }
   meta["broadcast_targets"] = targets;
-  std::string h = wire::Dump(header), m = wire::Dump(meta);
+  std::string h = wire::Dump(last.header), m = wire::Dump(meta);
   Frames out;
   out.push_back(Bytes(c.client_rid));
   out.push_back(Bytes(wire::kDelimiter));
@@ -789,9 +792,11 @@ void Controller::Impl::FinishCoalescing(const std::string& orig_id, Coalescing& 
   out.push_back(Bytes(parent));
   out.push_back(Bytes(m));
   out.push_back(Bytes(content));
-  for (auto& [uuid, reply] : c.replies)
+  for (auto* r : ordered) {
+    Message& reply = r->second;
     for (size_t i = 0; i < reply.num_buffers(); ++i)
-      out.push_back(std::move(reply.frames[reply.delim + wire::kFirstBufferOffset + i]));
+      out.push_back(wire::ShareFrame(reply.frames[reply.delim + wire::kFirstBufferOffset + i]));
+  }
   ControllerSockets::SendFrames(sk_->broadcast_client(), out);
 }
 
