@@ -588,11 +588,11 @@ void Controller::Impl::OnTaskFromClient(Frames&& frames) {
   if (req.num_identities() < 1) return;
   task->client_rid = std::string(req.identity(0));
   std::string msg_id = req.msg_id();
+  auto spec = ParseTaskSpec(msg_id, req.metadata);  // before the hub takes the metadata
   hub_->OnRequest(req, "task", "");
   // The scheduler forwards frames from the delimiter on; drop the client's routing id.
   req.frames.erase(req.frames.begin(), req.frames.begin() + static_cast<long>(req.delim));
   req.delim = 0;
-  auto spec = ParseTaskSpec(msg_id, req.metadata);
   if (!spec.ok()) {
     SHOAL_LOG(Warn) << "task " << msg_id << ": " << spec.status().message();
     Task t;
@@ -660,7 +660,11 @@ void Controller::Impl::DeliverFailure(const Task& task, TaskFailure why,
   }
   Json content = ErrorContent(TaskFailureName(why), evalue);
   Json header = wire::MakeHeader(msg::kApplyReply, session_, username_);
-  Frames f = wire::Encode({}, header, raw.msg.header, metadata, content, *signer_);
+  // The hub took the parsed request header; the reply's parent comes from the frame.
+  std::string_view request_header = raw.msg.frame(wire::kHeaderOffset);
+  Json parent = Json::parse(request_header.begin(), request_header.end(), nullptr, false);
+  if (parent.is_discarded()) parent = Json::object();
+  Frames f = wire::Encode({}, header, parent, metadata, content, *signer_);
   Message rep;
   Status st = wire::Decode(std::move(f), nullptr, {.parse_content = true}, rep);
   if (st.ok()) hub_->OnResult(rep, engine_uuid);

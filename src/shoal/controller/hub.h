@@ -45,6 +45,8 @@ class Hub {
   // `store`, `registry` and `clock` must outlive the Hub.
   Hub(store::RecordStore& store, const EngineRegistry& registry, const Clock& clock);
 
+  // Both OnRequest and OnResult move the parsed header/metadata/content out of the Message
+  // into the record; afterwards the caller may only use its frames.
   // A request seen on the mux (queue "mux", engine = target uuid) or task channel
   // (queue "task", engine empty: unassigned until OnTaskAssigned). Buffers are shared.
   void OnRequest(wire::Message& request, const std::string& queue, const std::string& engine_uuid);
@@ -78,8 +80,8 @@ class Hub {
   // Resolves a queue_request/purge target list to engine ids. kNotFound names the bad target.
   Result<std::vector<int>> ResolveTargets(const Json& targets) const;
   void LogStoreError(const Status& st, const std::string& msg_id);
-  Json NewRecordFields(const Json& header, const Json& metadata, const Json& content,
-                       const std::string& queue, const std::string& engine_uuid) const;
+  Json NewRecordFields(Json header, Json metadata, Json content, const std::string& queue,
+                       const std::string& engine_uuid) const;
 
   store::RecordStore& store_;
   const EngineRegistry& registry_;
