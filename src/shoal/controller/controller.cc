@@ -69,7 +69,8 @@ class Controller::Impl : public TaskSink {
   Status LoadReusedFiles(wire::ConnectionInfo& client, wire::ConnectionInfo& engine);
   Status WriteConnectionFiles();
   void RemoveConnectionFiles();
-  void SaveEngineState();
+  void SaveEngineState();   // marks the state file for writing
+  void WriteEngineState();  // writes it now
 
   // One handler per readable socket; each drains what is queued.
   void OnQuery(Frames&& frames);
@@ -125,6 +126,8 @@ class Controller::Impl : public TaskSink {
   Micros started_ = 0;
   Micros next_beat_ = 0;
   Micros next_flush_ = 0;
+  Micros next_state_write_ = 0;
+  bool state_dirty_ = false;
   std::optional<Micros> shutdown_at_;
   std::deque<std::pair<Micros, EngineInfo>> stranded_mux_;
   Message* current_reply_ = nullptr;  // the engine reply OnEngineReply is handling
@@ -286,6 +289,13 @@ void Controller::Impl::RemoveConnectionFiles() {
 }
 
 void Controller::Impl::SaveEngineState() {
+  // Written from the timer, at most every 100 ms: a registration storm of a thousand engines
+  // must not cost a thousand fsyncs.
+  state_dirty_ = true;
+}
+
+void Controller::Impl::WriteEngineState() {
+  state_dirty_ = false;
   Status st = wire::WriteJsonFile(profile_.engines_state_file(), registry_.StateJson());
   if (!st.ok()) SHOAL_LOG(Warn) << "cannot save engine state: " << st.ToString();
 }
@@ -299,6 +309,7 @@ Status Controller::Impl::Run() {
     if (auto d = registry_.NextStallDeadline()) next = std::min(next, *d);
     if (!stranded_mux_.empty()) next = std::min(next, stranded_mux_.front().first);
     if (shutdown_at_) next = std::min(next, *shutdown_at_);
+    if (state_dirty_) next = std::min(next, next_state_write_);
     long timeout_ms = std::clamp<long>(static_cast<long>((next - now + 999) / 1000), 0, 200);
     sk_->Poll(timeout_ms, [this](Channel ch, Frames&& frames) {
       switch (ch) {
@@ -318,6 +329,7 @@ Status Controller::Impl::Run() {
     OnTimers();
   }
   SHOAL_LOG(Info) << "shoal-controller shutting down";
+  if (state_dirty_) WriteEngineState();
   RemoveConnectionFiles();
   sk_.reset();
   if (Status st = store_->Flush(); !st.ok())
@@ -866,6 +878,10 @@ void Controller::Impl::Beat() {
 
 void Controller::Impl::OnTimers() {
   Micros now = clock_.MonotonicMicros();
+  if (state_dirty_ && now >= next_state_write_) {
+    WriteEngineState();
+    next_state_write_ = now + 100 * kMicrosPerMilli;
+  }
   if (now >= next_flush_) {
     // A persistent store commits its open batch at least this often, even when idle.
     Status st = store_->Flush();

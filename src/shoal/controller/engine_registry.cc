@@ -7,12 +7,7 @@ Result<int> EngineRegistry::BeginRegistration(const std::string& uuid,
                                               Micros stall_deadline) {
   if (by_uuid_.count(uuid) || pending_.count(uuid))
     return Status::AlreadyExists("uuid '" + uuid + "' in use");
-  auto id_taken = [&](int id) {
-    if (engines_.count(id)) return true;
-    for (const auto& [u, p] : pending_)
-      if (p.info.id == id) return true;
-    return false;
-  };
+  auto id_taken = [&](int id) { return engines_.count(id) > 0 || pending_ids_.count(id) > 0; };
   int id;
   if (requested_id && *requested_id >= 0 && !id_taken(*requested_id)) {
     id = *requested_id;
@@ -22,6 +17,8 @@ Result<int> EngineRegistry::BeginRegistration(const std::string& uuid,
     id = next_id_++;
   }
   pending_[uuid] = Pending{{id, uuid}, stall_deadline};
+  pending_ids_[id] = uuid;
+  deadlines_.emplace(stall_deadline, uuid);
   return id;
 }
 
@@ -29,7 +26,7 @@ std::optional<EngineInfo> EngineRegistry::CompleteRegistration(const std::string
   auto it = pending_.find(uuid);
   if (it == pending_.end()) return std::nullopt;
   EngineInfo info = it->second.info;
-  pending_.erase(it);
+  DropPending(it);
   engines_[info.id] = info;
   by_uuid_[uuid] = info.id;
   return info;
@@ -37,13 +34,10 @@ std::optional<EngineInfo> EngineRegistry::CompleteRegistration(const std::string
 
 std::vector<EngineInfo> EngineRegistry::ExpireStalled(Micros now) {
   std::vector<EngineInfo> out;
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.deadline <= now) {
-      out.push_back(it->second.info);
-      it = pending_.erase(it);
-    } else {
-      ++it;
-    }
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    auto it = pending_.find(deadlines_.begin()->second);
+    out.push_back(it->second.info);
+    DropPending(it);
   }
   return out;
 }
@@ -56,13 +50,12 @@ std::optional<EngineInfo> EngineRegistry::Unregister(int id, bool* was_registere
     if (was_registered) *was_registered = true;
     return info;
   }
-  for (auto it = pending_.begin(); it != pending_.end(); ++it) {
-    if (it->second.info.id == id) {
-      EngineInfo info = it->second.info;
-      pending_.erase(it);
-      if (was_registered) *was_registered = false;
-      return info;
-    }
+  if (auto pid = pending_ids_.find(id); pid != pending_ids_.end()) {
+    auto it = pending_.find(pid->second);
+    EngineInfo info = it->second.info;
+    DropPending(it);
+    if (was_registered) *was_registered = false;
+    return info;
   }
   return std::nullopt;
 }
@@ -84,10 +77,14 @@ const EngineInfo* EngineRegistry::FindByUuid(const std::string& uuid) const {
 }
 
 std::optional<Micros> EngineRegistry::NextStallDeadline() const {
-  std::optional<Micros> next;
-  for (const auto& [u, p] : pending_)
-    if (!next || p.deadline < *next) next = p.deadline;
-  return next;
+  if (deadlines_.empty()) return std::nullopt;
+  return deadlines_.begin()->first;
+}
+
+void EngineRegistry::DropPending(std::unordered_map<std::string, Pending>::iterator it) {
+  pending_ids_.erase(it->second.info.id);
+  deadlines_.erase({it->second.deadline, it->first});
+  pending_.erase(it);
 }
 
 nlohmann::json EngineRegistry::StateJson() const {

@@ -11,6 +11,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -65,9 +66,14 @@ class EngineRegistry {
     EngineInfo info;
     Micros deadline;
   };
+  void DropPending(std::unordered_map<std::string, Pending>::iterator it);
   std::map<int, EngineInfo> engines_;
   std::unordered_map<std::string, int> by_uuid_;
   std::unordered_map<std::string, Pending> pending_;
+  // Indexes over pending_, so that a registration storm of thousands of engines costs
+  // O(log n) per engine rather than a scan of every pending one.
+  std::map<int, std::string> pending_ids_;                // id -> uuid
+  std::set<std::pair<Micros, std::string>> deadlines_;  // (deadline, uuid)
   int next_id_ = 0;
 };
 
