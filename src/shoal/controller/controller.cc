@@ -19,6 +19,7 @@
 #include "shoal/store/sqlite_store.h"
 #include "shoal/wire/ids.h"
 #include "shoal/wire/iso_date.h"
+#include "shoal/wire/json_get.h"
 #include "shoal/wire/message.h"
 #include "shoal/wire/msg_types.gen.h"
 
@@ -72,7 +73,11 @@ class Controller::Impl : public TaskSink {
   void SaveEngineState();   // marks the state file for writing
   void WriteEngineState();  // writes it now
 
-  // One handler per readable socket; each drains what is queued.
+  // Hands a message to its channel's handler. The last line of defence for peer input: an
+  // exception that escapes a handler (a bug, or memory exhaustion) drops that one message
+  // with an error in the log instead of ending the controller.
+  void Dispatch(Channel ch, Frames&& frames);
+  // One handler per readable socket.
   void OnQuery(Frames&& frames);
   void OnMuxFromClient(Frames&& frames);
   void OnMuxFromEngine(Frames&& frames);
@@ -311,21 +316,7 @@ Status Controller::Impl::Run() {
     if (shutdown_at_) next = std::min(next, *shutdown_at_);
     if (state_dirty_) next = std::min(next, next_state_write_);
     long timeout_ms = std::clamp<long>(static_cast<long>((next - now + 999) / 1000), 0, 200);
-    sk_->Poll(timeout_ms, [this](Channel ch, Frames&& frames) {
-      switch (ch) {
-        case Channel::kQuery: OnQuery(std::move(frames)); break;
-        case Channel::kMuxClient: OnMuxFromClient(std::move(frames)); break;
-        case Channel::kMuxEngine: OnMuxFromEngine(std::move(frames)); break;
-        case Channel::kControlClient: OnControlFromClient(std::move(frames)); break;
-        case Channel::kControlEngine: OnControlFromEngine(std::move(frames)); break;
-        case Channel::kTaskClient: OnTaskFromClient(std::move(frames)); break;
-        case Channel::kTaskEngine: OnTaskFromEngine(std::move(frames)); break;
-        case Channel::kBroadcastClient: OnBroadcastFromClient(std::move(frames)); break;
-        case Channel::kBroadcastEngine: OnBroadcastFromEngine(std::move(frames)); break;
-        case Channel::kIopubEngine: OnIopub(std::move(frames)); break;
-        case Channel::kPong: OnPong(std::move(frames)); break;
-      }
-    });
+    sk_->Poll(timeout_ms, [this](Channel ch, Frames&& frames) { Dispatch(ch, std::move(frames)); });
     OnTimers();
   }
   SHOAL_LOG(Info) << "shoal-controller shutting down";
@@ -336,6 +327,28 @@ Status Controller::Impl::Run() {
     SHOAL_LOG(Error) << "record store at shutdown: " << st.ToString();
   store_.reset();
   return Status::Ok();
+}
+
+void Controller::Impl::Dispatch(Channel ch, Frames&& frames) {
+  try {
+    switch (ch) {
+      case Channel::kQuery: OnQuery(std::move(frames)); break;
+      case Channel::kMuxClient: OnMuxFromClient(std::move(frames)); break;
+      case Channel::kMuxEngine: OnMuxFromEngine(std::move(frames)); break;
+      case Channel::kControlClient: OnControlFromClient(std::move(frames)); break;
+      case Channel::kControlEngine: OnControlFromEngine(std::move(frames)); break;
+      case Channel::kTaskClient: OnTaskFromClient(std::move(frames)); break;
+      case Channel::kTaskEngine: OnTaskFromEngine(std::move(frames)); break;
+      case Channel::kBroadcastClient: OnBroadcastFromClient(std::move(frames)); break;
+      case Channel::kBroadcastEngine: OnBroadcastFromEngine(std::move(frames)); break;
+      case Channel::kIopubEngine: OnIopub(std::move(frames)); break;
+      case Channel::kPong: OnPong(std::move(frames)); break;
+    }
+  } catch (const std::exception& e) {
+    current_reply_ = nullptr;
+    SHOAL_LOG(Error) << "internal error handling a message on channel " << static_cast<int>(ch)
+                     << " (message dropped): " << e.what();
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -517,7 +530,7 @@ void Controller::Impl::HandleResubmit(const Message& req) {
     std::string new_id = wire::NewMsgId(session_);
     header["msg_id"] = new_id;
     header["date"] = wire::FormatIsoDate(clock_.WallMicros());
-    Json content = rec.fields.value("content", Json::object());
+    Json content = rec.fields.contains("content") ? rec.fields["content"] : Json::object();
     if (!content.is_object()) content = Json::object();
     Frames bufs;
     for (const auto& b : rec.buffers) bufs.push_back(FrameFromBlob(b));
@@ -637,8 +650,8 @@ void Controller::Impl::OnTaskFromEngine(Frames&& frames) {
   if (rep.num_identities() < 2) return;
   std::string engine_uuid(rep.identity(0));
   const Json& md = rep.metadata;
-  bool ok = md.is_object() && md.value("status", "") == "ok";
-  bool deps_met = !md.is_object() || md.value("dependencies_met", true);
+  bool ok = md.is_object() && wire::GetString(md, "status") == "ok";
+  bool deps_met = wire::GetBool(md, "dependencies_met", true);
   current_reply_ = &rep;
   bool known = scheduler_->OnEngineReply(engine_uuid, rep.parent_msg_id(), ok, deps_met);
   current_reply_ = nullptr;
@@ -674,8 +687,8 @@ void Controller::Impl::DeliverFailure(const Task& task, TaskFailure why,
   Json header = wire::MakeHeader(msg::kApplyReply, session_, username_);
   // The hub took the parsed request header; the reply's parent comes from the frame.
   std::string_view request_header = raw.msg.frame(wire::kHeaderOffset);
-  Json parent = Json::parse(request_header.begin(), request_header.end(), nullptr, false);
-  if (parent.is_discarded()) parent = Json::object();
+  Json parent;
+  if (!wire::ParseJsonObject(request_header, "header", parent).ok()) parent = Json::object();
   Frames f = wire::Encode({}, header, parent, metadata, content, *signer_);
   Message rep;
   Status st = wire::Decode(std::move(f), nullptr, {.parse_content = true}, rep);
@@ -697,7 +710,7 @@ void Controller::Impl::OnBroadcastFromClient(Frames&& frames) {
   std::string client_rid(req.identity(0));
   std::string orig = req.msg_id();
   const Json& md = req.metadata;
-  bool coalescing = md.value("is_coalescing", false);
+  bool coalescing = wire::GetBool(md, "is_coalescing", false);
   std::vector<std::pair<std::string, int>> targets;
   if (md.contains("targets") && md["targets"].is_array()) {
     for (const auto& t : md["targets"]) {
@@ -755,8 +768,8 @@ void Controller::Impl::OnBroadcastFromEngine(Frames&& frames) {
   if (!DecodeOrLog(std::move(frames), "broadcast (engine side)", opts, rep)) return;
   if (rep.num_identities() < 2) return;
   const Json& md = rep.metadata;
-  if (md.is_object() && md.value("is_coalescing", false)) {
-    std::string orig = md.value("original_msg_id", "");
+  if (md.is_object() && wire::GetBool(md, "is_coalescing", false)) {
+    std::string orig = wire::GetString(md, "original_msg_id");
     auto it = coalescing_.find(orig);
     if (it == coalescing_.end()) {
       SHOAL_LOG(Warn) << "coalescing reply for unknown broadcast " << orig;
@@ -841,7 +854,7 @@ void Controller::Impl::OnIopub(Frames&& frames) {
   std::string type = msg.msg_type();
   if (type == "status") return;
   if (type == msg::kIopubShutdownReply) {
-    std::string session = msg.header.value("session", "");
+    std::string session = wire::GetString(msg.header, "session");
     if (const EngineInfo* e = registry_.FindByUuid(session)) EngineGone(*e, "shut down");
     return;
   }

@@ -5,6 +5,7 @@
 
 #include "shoal/common/log.h"
 #include "shoal/wire/iso_date.h"
+#include "shoal/wire/json_get.h"
 #include "shoal/wire/msg_types.gen.h"
 
 namespace shoal::controller {
@@ -62,9 +63,9 @@ Json Hub::NewRecordFields(Json header, Json metadata, Json content, const std::s
   // Keys left out read as null (RecordStore's contract), which saves building a dozen nulls
   // per task on the hot path.
   Json f = Json::object();
-  f["msg_id"] = header.value("msg_id", "");
+  f["msg_id"] = wire::GetString(header, "msg_id");
   f["submitted"] = DateOrNull(header, "date");
-  f["client_uuid"] = header.value("session", "");
+  f["client_uuid"] = wire::GetString(header, "session");
   if (!engine_uuid.empty()) f["engine_uuid"] = engine_uuid;
   f["queue"] = queue;
   f["stdout"] = "";
@@ -84,8 +85,9 @@ Json PartOrParse(Json& parsed, const wire::Message& msg, size_t offset) {
   if (!parsed.is_null()) return std::move(parsed);
   std::string_view text = msg.frame(offset);
   if (text == "{}") return Json::object();
-  Json j = Json::parse(text.begin(), text.end(), nullptr, false);
-  return j.is_discarded() ? Json::object() : j;
+  Json j;
+  if (!wire::ParseJsonObject(text, "record part", j).ok()) return Json::object();
+  return j;
 }
 }  // namespace
 
@@ -143,7 +145,7 @@ void Hub::OnResult(wire::Message& reply, const std::string& engine_uuid) {
   std::string msg_id = reply.parent_msg_id();
   if (msg_id.empty()) return;
   Json content = PartOrParse(reply.content, reply, wire::kContentOffset);
-  std::string status = content.is_object() ? content.value("status", "") : "";
+  std::string status = wire::GetString(content, "status");
   pending_.erase(msg_id);
   unassigned_.erase(msg_id);
   int eid = -1;
@@ -205,18 +207,18 @@ void Hub::OnIopub(const wire::Message& msg) {
     (void)store_.Add(msg_id, std::move(rec));
   };
   if (type == "stream") {
-    std::string name = c.value("name", "");
+    std::string name = wire::GetString(c, "name");
     if (name != "stdout" && name != "stderr") return;
-    st = store_.AppendText(msg_id, name, c.value("text", ""));
+    st = store_.AppendText(msg_id, name, wire::GetString(c, "text"));
     if (st.code() == StatusCode::kNotFound) {
       ensure();
-      st = store_.AppendText(msg_id, name, c.value("text", ""));
+      st = store_.AppendText(msg_id, name, wire::GetString(c, "text"));
     }
   } else if (type == "execute_input" || type == "execute_result" || type == "error" ||
              type == "display_data") {
     store::RecordUpdate up;
     if (type == "execute_input") {
-      up.fields["execute_input"] = c.value("code", "");
+      up.fields["execute_input"] = wire::GetString(c, "code");
     } else if (type == "display_data") {
       return;  // not one of the record keys; clients get display data from iopub directly
     } else {
@@ -306,7 +308,7 @@ Result<std::vector<int>> Hub::ResolveTargets(const Json& targets) const {
 }
 
 QueryReply Hub::Queue(const Json& content) {
-  bool verbose = content.value("verbose", false);
+  bool verbose = wire::GetBool(content, "verbose", false);
   auto targets = ResolveTargets(content.contains("targets") ? content["targets"] : Json());
   if (!targets.ok())
     return {msg::kHubError, ErrorContent("IndexError", targets.status().message()), {}};
@@ -341,7 +343,7 @@ QueryReply Hub::Results(const Json& content) {
   if (content.contains("msg_ids") && content["msg_ids"].is_array())
     for (const auto& m : content["msg_ids"])
       if (m.is_string()) ids.insert(m.get<std::string>());
-  bool status_only = content.value("status_only", false);
+  bool status_only = wire::GetBool(content, "status_only", false);
   Json out = {{"status", "ok"}, {"pending", Json::array()}, {"completed", Json::array()}};
   wire::Frames buffers;
   for (const auto& msg_id : ids) {  // sorted and de-duplicated, as clients expect
@@ -350,7 +352,7 @@ QueryReply Hub::Results(const Json& content) {
       continue;
     }
     auto rec = store_.Get(msg_id);
-    if (!rec.ok() || rec->fields.value("completed", Json()).is_null()) {
+    if (!rec.ok() || !wire::Find(rec->fields, "completed") || rec->fields["completed"].is_null()) {
       if (rec.ok()) {
         out["pending"].push_back(msg_id);
         continue;

@@ -1,5 +1,7 @@
 #include "shoal/wire/message.h"
 
+#include <algorithm>
+
 #include "shoal/common/clock.h"
 #include "shoal/wire/ids.h"
 #include "shoal/wire/iso_date.h"
@@ -14,15 +16,45 @@ std::string StringField(const Json& j, const char* key) {
   return it->get<std::string>();
 }
 
-// The one place JSON text from the network is parsed: exceptions stop here.
+// Deepest bracket nesting of JSON text, ignoring brackets inside strings.
+int NestingDepth(std::string_view text) {
+  int depth = 0, max_depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
 Status ParseObject(std::string_view text, const char* what, Json& out) {
+  return ParseJsonObject(text, what, out);
+}
+
+}  // namespace
+
+Status ParseJsonObject(std::string_view text, const char* what, Json& out) {
+  if (NestingDepth(text) > kMaxJsonDepth)
+    return Status::ProtocolError(std::string(what) + " is nested more than " +
+                                 std::to_string(kMaxJsonDepth) + " levels deep");
+  // nlohmann's parser reports errors without throwing here; exceptions stop at this line.
   out = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (out.is_discarded()) return Status::ProtocolError(std::string("malformed JSON in ") + what);
   if (!out.is_object()) return Status::ProtocolError(std::string(what) + " is not a JSON object");
   return Status::Ok();
 }
-
-}  // namespace
 
 std::string Message::msg_type() const { return StringField(header, "msg_type"); }
 std::string Message::msg_id() const { return StringField(header, "msg_id"); }

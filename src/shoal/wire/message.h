@@ -95,6 +95,12 @@ Frames Encode(const std::vector<std::string>& identities, const Json& header, co
 void Resign(Message& msg, const Json& header, const Json& parent, const Json& metadata,
             const Signer& signer);
 
+// The one parser for JSON from the network: `text` must be a JSON object nested at most
+// kMaxJsonDepth deep (deeper documents would exhaust the stack of recursive JSON code).
+// kProtocolError naming `what` otherwise.
+inline constexpr int kMaxJsonDepth = 64;
+Status ParseJsonObject(std::string_view text, const char* what, Json& out);
+
 // Serializes a JSON part as IPython Parallel's json packer does (UTF-8, NaN rejected).
 std::string Dump(const Json& j);
 

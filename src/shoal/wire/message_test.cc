@@ -141,6 +141,17 @@ TEST(Decode, MalformedFramesAreProtocolErrors) {
   }
 }
 
+TEST(ParseJsonObject, RefusesDeepNestingButNotBracketsInStrings) {
+  std::string deep = std::string(10000, '[') + std::string(10000, ']');
+  Json out;
+  Status st = ParseJsonObject(R"({"a": )" + deep + "}", "content", out);
+  EXPECT_EQ(st.code(), StatusCode::kProtocolError);
+  EXPECT_NE(st.message().find("nested more than"), std::string::npos);
+  std::string ok = R"({"s": ")" + std::string(1000, '[') + R"(\"{", "n": [[1]]})";
+  EXPECT_TRUE(ParseJsonObject(ok, "content", out).ok());
+  EXPECT_EQ(out["n"][0][0], 1);
+}
+
 TEST(Decode, OversizedMessagesAreRefused) {
   auto signer = std::move(Signer::Create("k").value());
   Json h = MakeHeader("apply_request", "s", "u");
