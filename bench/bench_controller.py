@@ -263,10 +263,53 @@ def w_apply_loop(lv, n, timeout):
     return n
 
 
+def hub_status(rc):
+    """(completed, pending) summed over engines from the hub's queue_status,
+    or None when the controller does not answer it."""
+    try:
+        q = rc.queue_status(verbose=False)
+    except Exception:
+        return None
+    done = pending = 0
+    for k, v in q.items():
+        if k == "unassigned":
+            pending += v
+        elif isinstance(v, dict):
+            done += v.get("completed", 0)
+            pending += v.get("queue", 0) + v.get("tasks", 0)
+    return done, pending
+
+
+def wait_hub(rc, expect, max_s=60.0):
+    """Wait until the hub's bookkeeping shows `expect` completed tasks and
+    nothing pending (the stock hub works through its monitor copies behind the
+    relays), or its counts stop moving for 2 s, or max_s. Returns (seconds or
+    None, last status)."""
+    t0 = time.perf_counter()
+    changed, prev, st = t0, None, None
+    while time.perf_counter() - t0 < max_s:
+        st = hub_status(rc)
+        if st is None:
+            return None, None
+        if st[0] >= expect and st[1] == 0:
+            return time.perf_counter() - t0, st
+        if st[0] != prev:
+            prev, changed = st[0], time.perf_counter()
+        elif st[1] == 0 and time.perf_counter() - changed > 2.0:
+            return None, st
+        time.sleep(0.05)
+    return None, st
+
+
 def measure(cl, fn, tasks, args):
     """Run fn() in a timed window. Returns a dict of wall time, CPU per group
-    of processes, foreign load and load average."""
+    of processes, foreign load and load average. The controller's CPU is read
+    again once the hub has caught up with the window's tasks (queue_status),
+    and that figure is the one reported per task."""
+    rc = cl.rc
+    wait_hub(rc, 0)  # nothing of the previous window pending
     foreign_before = wait_quiet(args.quiet_threshold, args.quiet_wait)
+    base = hub_status(rc)
     procs = cl.procs()
     c0 = cl.cpu(procs)
     s0, o0 = sys_busy(), own_tree_cpu()
@@ -278,13 +321,21 @@ def measure(cl, fn, tasks, args):
     own = own_tree_cpu() - o0
     foreign = max(0.0, ((sys_busy() - s0) - own) / wall)
     cpu = {k: c1[k] - c0[k] for k in c0}
+    hub_lag, last = (None, None)
+    if base is not None:
+        hub_lag, last = wait_hub(rc, base[0] + tasks)
+    ctrl_tail = cpu_of(procs["controller"]) - c0["controller"]
     total = sum(cpu.values())
     r = {
         "tasks": tasks,
         "wall_s": round(wall, 4),
         "tasks_per_s": tasks / wall,
         "cpu_s": {k: round(v, 4) for k, v in cpu.items()},
-        "ctrl_cpu_us_per_task": cpu["controller"] / tasks * 1e6,
+        "hub_caught_up_after_s": hub_lag,
+        "hub_completed_delta": (last[0] - base[0]) if (base and last) else None,
+        "ctrl_cpu_s_incl_hub_tail": round(ctrl_tail, 4),
+        "ctrl_cpu_us_per_task_in_window": cpu["controller"] / tasks * 1e6,
+        "ctrl_cpu_us_per_task": ctrl_tail / tasks * 1e6,
         "ctrl_cores": cpu["controller"] / wall,
         "ctrl_cpu_share": cpu["controller"] / total if total > 0 else float("nan"),
         "all_cpu_us_per_task": total / tasks * 1e6,
