@@ -668,6 +668,7 @@ struct FakeEngine {
   std::string uuid;
   int id = -1;
   bool replied = false;
+  bool pinged = false;  // echoed at least one ping
   std::unique_ptr<zmq::socket_t> reg, shell, hb_sub, hb_dealer, iopub;
   std::unique_ptr<Sender> sender;
   std::string reply_meta_prefix;  // metadata JSON up to "started" value
@@ -790,7 +791,8 @@ struct Driver {
     std::vector<zmq_pollitem_t> items;
     std::vector<std::pair<int, FakeEngine*>> what;  // 0 reg, 1 hb, 2 query, 3 notif
     bool dirty = true;
-    size_t replied = 0, notified = 0;
+    size_t replied = 0, notified = 0, pinged = 0;
+    double t_pinged = -1, t_first_notified = -1;
     bool query_out = false;
     double last_query = 0, t_replies = -1, t_notified = -1, t_visible = -1;
     size_t last_seen = 0;
@@ -835,6 +837,10 @@ struct Driver {
           }
         } else if (kind == 1) {
           EchoPings(*e);
+          if (!e->pinged) {
+            e->pinged = true;
+            if (++pinged == n) t_pinged = Now() - t0;
+          }
         } else if (kind == 2) {
           while (RecvMulti(*query, in)) {
             query_out = false;
@@ -854,8 +860,10 @@ struct Driver {
           while (RecvMulti(*notif, in)) {
             auto d = FindDelim(in);
             if (!d || in.size() < *d + 6) continue;
-            if (JsonStringField(View(in[*d + 2]), "msg_type") == "registration_notification")
+            if (JsonStringField(View(in[*d + 2]), "msg_type") == "registration_notification") {
+              if (notified == 0) t_first_notified = Now() - t0;
               if (++notified == n) t_notified = Now() - t0;
+            }
           }
         }
       }
@@ -870,6 +878,8 @@ struct Driver {
     r["engines"] = n;
     r["send_registrations_s"] = t_sent - t0;
     r["all_registration_replies_s"] = t_replies;
+    r["all_echoed_a_ping_s"] = t_pinged;
+    r["first_registration_notification_s"] = t_first_notified;
     r["all_registration_notifications_s"] = t_notified;
     r["all_visible_in_connection_reply_s"] = t_visible;
     r["visible_at_end"] = last_seen;
@@ -1273,9 +1283,10 @@ Json RunRegistration(const Options& o, const std::string& db, int ping_ms) {
   r["controller_sigterm_exit_s"] = ctrl.Stop();
   r["controller_log_lines"] = ctrl.LogLines();
   const Json& g = r["register"];
-  Log(Fmt("[%s ping=%dms] %d engines: replies %.3f s, notifications %.3f s, "
+  Log(Fmt("[%s ping=%dms] %d engines: replies %.3f s, first pings echoed %.3f s, notifications %.3f s, "
           "visible in connection_reply %.3f s; ctrl CPU %.3f s; idle ctrl %.3f cores; RSS %ld KiB",
           db.c_str(), ping_ms, o.reg_engines, g["all_registration_replies_s"].get<double>(),
+          g["all_echoed_a_ping_s"].get<double>(),
           g["all_registration_notifications_s"].get<double>(),
           g["all_visible_in_connection_reply_s"].get<double>(),
           g["window"]["ctrl_cpu_s"].get<double>(),
