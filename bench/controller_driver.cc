@@ -27,6 +27,7 @@
 //   controller_driver --help
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -51,6 +52,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -664,6 +666,68 @@ void SetCommon(zmq::socket_t& s) {
   s.set(zmq::sockopt::rcvhwm, 0);
 }
 
+// One epoll set over the ZMQ_FD of every socket the driver reads, so a wakeup costs
+// O(ready sockets) rather than O(all sockets) as zmq_poll does (1000 engines = 2000+
+// sockets). ZMQ_FD only says "look at ZMQ_EVENTS"; a socket must be drained until EAGAIN
+// (or re-checked), and any send on a socket we also read can consume its signal, so
+// handlers Touch() their socket and Wait() re-checks touched sockets first.
+class Reactor {
+ public:
+  enum Kind : uint64_t { kReg, kHb, kQuery, kNotif, kShell, kClient, kIopub };
+  static uint64_t Tag(Kind k, size_t i) { return (static_cast<uint64_t>(k) << 32) | i; }
+  static Kind KindOf(uint64_t tag) { return static_cast<Kind>(tag >> 32); }
+  static size_t IndexOf(uint64_t tag) { return static_cast<size_t>(tag & 0xffffffffu); }
+
+  Reactor() : ep_(epoll_create1(EPOLL_CLOEXEC)) {
+    if (ep_ < 0) throw std::runtime_error("epoll_create1 failed");
+  }
+  ~Reactor() { close(ep_); }
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  void Add(zmq::socket_t& s, uint64_t tag) {
+    int fd = s.get(zmq::sockopt::fd);
+    struct epoll_event ev {};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag;
+    if (epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev) != 0)
+      throw std::runtime_error(std::string("epoll_ctl: ") + strerror(errno));
+    socks_[tag] = &s;
+    touched_.push_back(tag);
+  }
+  void Remove(uint64_t tag) {
+    auto it = socks_.find(tag);
+    if (it == socks_.end()) return;
+    int fd = it->second->get(zmq::sockopt::fd);
+    epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
+    socks_.erase(it);
+  }
+  void Touch(uint64_t tag) { touched_.push_back(tag); }
+
+  // Tags of sockets with a message to read, waiting at most timeout_ms for one.
+  void Wait(int timeout_ms, std::vector<uint64_t>& out) {
+    out.clear();
+    std::vector<uint64_t> t;
+    t.swap(touched_);
+    for (uint64_t tag : t) Check(tag, out);
+    struct epoll_event evs[512];
+    int n = epoll_wait(ep_, evs, 512, out.empty() ? timeout_ms : 0);
+    for (int i = 0; i < n; ++i) Check(evs[i].data.u64, out);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+  }
+
+ private:
+  void Check(uint64_t tag, std::vector<uint64_t>& out) {
+    auto it = socks_.find(tag);
+    if (it == socks_.end()) return;
+    if (it->second->get(zmq::sockopt::events) & ZMQ_POLLIN) out.push_back(tag);
+  }
+  int ep_;
+  std::unordered_map<uint64_t, zmq::socket_t*> socks_;
+  std::vector<uint64_t> touched_;
+};
+
 struct FakeEngine {
   std::string uuid;
   int id = -1;
@@ -671,41 +735,85 @@ struct FakeEngine {
   bool pinged = false;  // echoed at least one ping
   std::unique_ptr<zmq::socket_t> reg, shell, hb_sub, hb_dealer, iopub;
   std::unique_ptr<Sender> sender;
-  std::string reply_meta_prefix;  // metadata JSON up to "started" value
+  std::string reply_meta_prefix;  // metadata JSON up to the "started" value
   std::string topic;
   std::string iopub_meta;
   uint64_t requests = 0;
 };
 
+struct FakeClient {
+  std::unique_ptr<zmq::socket_t> sock;
+  std::unique_ptr<Sender> sender;
+  long quota = 0, sent = 0, received = 0;
+  std::vector<uint8_t> state;   // per request index: 1 outstanding, 2 done
+  std::vector<double> sent_at;  // when measuring round trips
+};
+
+// The hub's bookkeeping from a queue_reply: completed = finished on some engine,
+// pending = still queued / assigned / unassigned.
+struct HubStatus {
+  bool ok = false;
+  long completed = 0, pending = 0;
+};
+
+// Fake engines, fake clients and the client-side query/notification sockets, all served
+// from one thread by one Reactor.
 struct Driver {
   const Options& o;
   ControllerProcess& ctrl;
   zmq::context_t ctx;
   Hmac hmac;
+  Reactor reactor;
   std::vector<std::unique_ptr<FakeEngine>> engines;
-  std::unique_ptr<zmq::socket_t> query, notif;
+  std::unique_ptr<zmq::socket_t> query, notif, iosub;
   std::unique_ptr<Sender> query_sender;
+  std::vector<FakeClient> clients;
   Frames in, out;
   std::string tmp;
+  std::vector<uint64_t> ready;
+
+  // counters
   uint64_t bad_sig = 0, protocol_errors = 0;
-  long total_replies = 0;  // apply replies received so far, all pumps
   std::string first_error;
+  long total_replies = 0;  // apply replies received so far, all pumps
+  size_t replied = 0, pinged = 0, notified = 0;
+  uint64_t ping_msgs = 0;
+  // the last query reply
+  bool query_fresh = false;
+  Json query_reply;
+  // pump state
+  bool record_rtt = false;
+  std::vector<double> rtt_us;
+  long received = 0, errors = 0, dup_or_unknown = 0, with_engine_prefix = 0, iopub_msgs = 0;
+  std::string first_reply_error;
+  double last_progress = 0;
 
   Driver(const Options& opts, ControllerProcess& c, int max_sockets)
       : o(opts), ctrl(c), ctx(1, max_sockets), hmac(c.engine.key, c.engine.scheme) {
     query = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
     SetCommon(*query);
     query->connect(ctrl.client.Ep("registration"));
+    reactor.Add(*query, Reactor::Tag(Reactor::kQuery, 0));
     notif = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::sub);
     SetCommon(*notif);
     notif->set(zmq::sockopt::subscribe, "");
     notif->connect(ctrl.client.Ep("notification"));
+    reactor.Add(*notif, Reactor::Tag(Reactor::kNotif, 0));
+    if (o.realistic) {
+      iosub = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::sub);
+      SetCommon(*iosub);
+      iosub->set(zmq::sockopt::subscribe, "");
+      iosub->connect(ctrl.client.Ep("iopub"));
+      reactor.Add(*iosub, Reactor::Tag(Reactor::kIopub, 0));
+    }
     query_sender = std::make_unique<Sender>(NewId());
   }
   ~Driver() {
+    clients.clear();
     engines.clear();
     query.reset();
     notif.reset();
+    iosub.reset();
   }
 
   void Error(const std::string& what) {
@@ -713,10 +821,32 @@ struct Driver {
     if (first_error.empty()) first_error = what;
   }
 
-  void SendQuery(std::string_view type) {
+  void SendQuery(std::string_view type, std::string_view content = "{}") {
     out.clear();
-    query_sender->Build(out, hmac, type, "{}", "{}", "{}");
+    query_fresh = false;
+    query_sender->Build(out, hmac, type, "{}", "{}", content);
     SendMulti(*query, out);
+    reactor.Touch(Reactor::Tag(Reactor::kQuery, 0));
+  }
+
+  // Serves every socket that is ready, waiting at most timeout_ms for one.
+  void Service(int timeout_ms) {
+    reactor.Wait(timeout_ms, ready);
+    for (uint64_t tag : ready) {
+      size_t i = Reactor::IndexOf(tag);
+      bool more = false;
+      switch (Reactor::KindOf(tag)) {
+        case Reactor::kReg: more = OnReg(i); break;
+        case Reactor::kHb: more = EchoPings(*engines[i]); break;
+        case Reactor::kQuery: more = OnQueryReply(); break;
+        case Reactor::kNotif: more = OnNotification(); break;
+        case Reactor::kShell: more = ServeShell(*engines[i]); break;
+        case Reactor::kClient: more = OnClientReplies(clients[i], i); break;
+        case Reactor::kIopub: more = OnIopub(); break;
+      }
+      // re-check next time: messages left behind the cap, or a send that ate the signal
+      if (more || Reactor::KindOf(tag) == Reactor::kShell) reactor.Touch(tag);
+    }
   }
 
   // ---------------------------------------------------------------- registration
@@ -730,18 +860,31 @@ struct Driver {
       SetCommon(*e->reg);
       e->reg->set(zmq::sockopt::routing_id, e->uuid);
       e->reg->connect(ctrl.engine.Ep("registration"));
+      reactor.Add(*e->reg, Reactor::Tag(Reactor::kReg, engines.size()));
       engines.push_back(std::move(e));
     }
   }
 
-  void SendRegistration(FakeEngine& e) {
+  void SendRegistration(size_t i) {
+    FakeEngine& e = *engines[i];
     out.clear();
     std::string content = R"({"uuid": ")" + e.uuid + "\"}";
     e.sender->Build(out, hmac, "registration_request", "{}", "{}", content);
     SendMulti(*e.reg, out);
+    reactor.Touch(Reactor::Tag(Reactor::kReg, i));
   }
 
-  void OnRegistrationReply(FakeEngine& e, Frames& f) {
+  bool OnReg(size_t idx) {
+    FakeEngine& e = *engines[idx];
+    while (RecvMulti(*e.reg, in)) {
+      if (e.replied) continue;
+      OnRegistrationReply(idx, in);
+    }
+    return false;
+  }
+
+  void OnRegistrationReply(size_t idx, Frames& f) {
+    FakeEngine& e = *engines[idx];
     auto d = FindDelim(f);
     if (!d || f.size() < *d + 6) return Error("short registration_reply");
     if (!CheckSig(hmac, f, *d)) ++bad_sig;
@@ -750,7 +893,9 @@ struct Driver {
       return Error("registration refused: " + std::string(View(f[*d + 5])));
     e.id = c["id"].get<int>();
     e.replied = true;
+    ++replied;
     const Json& ej = ctrl.engine.j;
+    // as ipengine does: shell (mux, task, one broadcast leaf), then the heart
     e.shell = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::router);
     SetCommon(*e.shell);
     e.shell->set(zmq::sockopt::routing_id, e.uuid);
@@ -759,6 +904,12 @@ struct Driver {
     const Json& bc = ej.at("broadcast");
     if (bc.is_array() && !bc.empty())
       e.shell->connect(ctrl.engine.Ep(bc[e.id % bc.size()].get<int>()));
+    reactor.Add(*e.shell, Reactor::Tag(Reactor::kShell, idx));
+    if (o.realistic) {
+      e.iopub = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::pub);
+      SetCommon(*e.iopub);
+      e.iopub->connect(ctrl.engine.Ep("iopub"));
+    }
     e.hb_sub = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::sub);
     SetCommon(*e.hb_sub);
     e.hb_sub->set(zmq::sockopt::subscribe, "");
@@ -767,11 +918,7 @@ struct Driver {
     SetCommon(*e.hb_dealer);
     e.hb_dealer->set(zmq::sockopt::routing_id, e.uuid);
     e.hb_dealer->connect(ctrl.engine.Ep("hb_pong"));
-    if (o.realistic) {
-      e.iopub = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::pub);
-      SetCommon(*e.iopub);
-      e.iopub->connect(ctrl.engine.Ep("iopub"));
-    }
+    reactor.Add(*e.hb_sub, Reactor::Tag(Reactor::kHb, idx));
     e.topic = "engine." + std::to_string(e.id) + ".status";
     e.iopub_meta = R"({"engine": ")" + e.uuid + "\"}";
     e.reply_meta_prefix = R"({"dependencies_met": true, "engine": ")" + e.uuid +
@@ -779,96 +926,74 @@ struct Driver {
                           R"("original_msg_id": "", "status": "ok", "started": ")";
   }
 
-  void EchoPings(FakeEngine& e) {
-    for (int k = 0; k < 64 && RecvMulti(*e.hb_sub, in); ++k) SendMulti(*e.hb_dealer, in);
+  bool EchoPings(FakeEngine& e) {
+    int k = 0;
+    for (; k < 64 && RecvMulti(*e.hb_sub, in); ++k) {
+      SendMulti(*e.hb_dealer, in);
+      ++ping_msgs;
+      if (!e.pinged) {
+        e.pinged = true;
+        ++pinged;
+      }
+    }
+    return k == 64;
   }
 
-  // Registers every engine in `engines` and returns timing figures. Runs until a
-  // connection_request lists all of them (or the timeout).
+  bool OnQueryReply() {
+    while (RecvMulti(*query, in)) {
+      auto d = FindDelim(in);
+      if (!d || in.size() < *d + 6) {
+        Error("short query reply");
+        continue;
+      }
+      if (!CheckSig(hmac, in, *d)) ++bad_sig;
+      query_reply = Json::parse(View(in[*d + 5]), nullptr, false);
+      query_fresh = true;
+    }
+    return false;
+  }
+
+  bool OnNotification() {
+    while (RecvMulti(*notif, in)) {
+      auto d = FindDelim(in);
+      if (!d || in.size() < *d + 6) continue;
+      if (JsonStringField(View(in[*d + 2]), "msg_type") == "registration_notification") ++notified;
+    }
+    return false;
+  }
+
+  // Registers every engine and returns timing figures. Runs until a connection_request
+  // lists all of them (or the timeout).
   Json RegisterAll(double timeout) {
     const size_t n = engines.size();
     Json r;
-    std::vector<zmq_pollitem_t> items;
-    std::vector<std::pair<int, FakeEngine*>> what;  // 0 reg, 1 hb, 2 query, 3 notif
-    bool dirty = true;
-    size_t replied = 0, notified = 0, pinged = 0;
-    double t_pinged = -1, t_first_notified = -1;
     bool query_out = false;
-    double last_query = 0, t_replies = -1, t_notified = -1, t_visible = -1;
+    double last_query = 0, t_replies = -1, t_pinged = -1, t_first_notified = -1, t_notified = -1,
+           t_visible = -1;
     size_t last_seen = 0;
 
     Window w(ctrl);
     double t0 = w.t0;
-    for (auto& e : engines) SendRegistration(*e);
+    for (size_t i = 0; i < n; ++i) SendRegistration(i);
     double t_sent = Now();
     double deadline = t0 + timeout;
-    while (t_visible < 0) {
+    while (t_visible < 0 && Now() < deadline) {
       CheckInterrupted();
-      if (Now() > deadline) break;
-      if (dirty) {
-        items.clear();
-        what.clear();
-        items.push_back({query->handle(), 0, ZMQ_POLLIN, 0});
-        what.push_back({2, nullptr});
-        items.push_back({notif->handle(), 0, ZMQ_POLLIN, 0});
-        what.push_back({3, nullptr});
-        for (auto& e : engines) {
-          if (!e->replied) {
-            items.push_back({e->reg->handle(), 0, ZMQ_POLLIN, 0});
-            what.push_back({0, e.get()});
-          } else {
-            items.push_back({e->hb_sub->handle(), 0, ZMQ_POLLIN, 0});
-            what.push_back({1, e.get()});
-          }
-        }
-        dirty = false;
-      }
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(10));
-      for (size_t i = 0; i < items.size(); ++i) {
-        if (!(items[i].revents & ZMQ_POLLIN)) continue;
-        auto [kind, e] = what[i];
-        if (kind == 0) {
-          if (RecvMulti(*e->reg, in)) {
-            OnRegistrationReply(*e, in);
-            if (e->replied) {
-              dirty = true;
-              if (++replied == n) t_replies = Now() - t0;
-            }
-          }
-        } else if (kind == 1) {
-          EchoPings(*e);
-          if (!e->pinged) {
-            e->pinged = true;
-            if (++pinged == n) t_pinged = Now() - t0;
-          }
-        } else if (kind == 2) {
-          while (RecvMulti(*query, in)) {
-            query_out = false;
-            auto d = FindDelim(in);
-            if (!d || in.size() < *d + 6) {
-              Error("short connection_reply");
-              continue;
-            }
-            if (!CheckSig(hmac, in, *d)) ++bad_sig;
-            Json c = Json::parse(View(in[*d + 5]), nullptr, false);
-            if (c.is_object() && c.contains("engines")) {
-              last_seen = c["engines"].size();
-              if (last_seen >= n) t_visible = Now() - t0;
-            }
-          }
-        } else {
-          while (RecvMulti(*notif, in)) {
-            auto d = FindDelim(in);
-            if (!d || in.size() < *d + 6) continue;
-            if (JsonStringField(View(in[*d + 2]), "msg_type") == "registration_notification") {
-              if (notified == 0) t_first_notified = Now() - t0;
-              if (++notified == n) t_notified = Now() - t0;
-            }
-          }
-        }
-      }
+      Service(10);
       double now = Now();
-      if (!query_out && (notified >= n || now - last_query > 0.25)) {
+      if (t_replies < 0 && replied == n) t_replies = now - t0;
+      if (t_pinged < 0 && pinged == n) t_pinged = now - t0;
+      if (t_first_notified < 0 && notified > 0) t_first_notified = now - t0;
+      if (t_notified < 0 && notified >= n) t_notified = now - t0;
+      if (query_fresh) {
+        query_fresh = false;
+        query_out = false;
+        if (query_reply.is_object() && query_reply.contains("engines")) {
+          last_seen = query_reply["engines"].size();
+          if (last_seen >= n) t_visible = now - t0;
+        }
+      }
+      if (t_visible < 0 && !query_out && (notified >= n || now - last_query > 0.25)) {
         SendQuery("connection_request");
         query_out = true;
         last_query = now;
@@ -884,6 +1009,7 @@ struct Driver {
     r["all_visible_in_connection_reply_s"] = t_visible;
     r["visible_at_end"] = last_seen;
     r["replies"] = replied;
+    r["pinged"] = pinged;
     r["notifications"] = notified;
     r["window"] = win;
     return r;
@@ -891,35 +1017,26 @@ struct Driver {
 
   // Keeps answering pings for `seconds`; returns the controller's CPU use meanwhile.
   Json Idle(double seconds) {
-    std::vector<zmq_pollitem_t> items;
-    std::vector<FakeEngine*> who;
-    for (auto& e : engines)
-      if (e->hb_sub) {
-        items.push_back({e->hb_sub->handle(), 0, ZMQ_POLLIN, 0});
-        who.push_back(e.get());
-      }
     Window w(ctrl);
+    uint64_t p0 = ping_msgs;
+    size_t n0 = notified;
     double end = w.t0 + seconds;
-    uint64_t pings = 0;
     while (Now() < end) {
       CheckInterrupted();
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(20));
-      for (size_t i = 0; i < items.size(); ++i)
-        if (items[i].revents & ZMQ_POLLIN) {
-          ++pings;
-          EchoPings(*who[i]);
-        }
+      Service(20);
     }
     Json r = w.Close(0);
-    r["ping_batches_echoed"] = pings;
+    r["pings_echoed"] = ping_msgs - p0;
+    r["notifications_meanwhile"] = notified - n0;
     return r;
   }
 
   // --------------------------------------------------------------------- tasks
 
-  // Answers every request on an engine's shell socket.
-  void ServeShell(FakeEngine& e) {
-    for (int k = 0; k < 256 && RecvMulti(*e.shell, in); ++k) {
+  // Answers every request on an engine's shell socket with an apply_reply.
+  bool ServeShell(FakeEngine& e) {
+    int k = 0;
+    for (; k < 256 && RecvMulti(*e.shell, in); ++k) {
       auto d = FindDelim(in);
       if (!d || in.size() < *d + 6) {
         Error("engine got a short message");
@@ -929,7 +1046,7 @@ struct Driver {
       ++e.requests;
       std::string_view req_header = View(in[*d + 2]);
       if (e.iopub) PublishStatus(e, req_header, "busy");
-      // apply_reply: echo every prefix frame, parent = the request header bytes.
+      // echo every prefix frame; parent = the request header bytes
       out.clear();
       for (size_t i = 0; i < *d; ++i) out.push_back(std::move(in[i]));
       tmp = e.reply_meta_prefix;
@@ -942,6 +1059,7 @@ struct Driver {
       SendMulti(*e.shell, out);
       if (e.iopub) PublishStatus(e, req_header, "idle");
     }
+    return k == 256;
   }
 
   void PublishStatus(FakeEngine& e, std::string_view parent, const char* state) {
@@ -951,14 +1069,92 @@ struct Driver {
     e.sender->Build(f, hmac, "status", parent, e.iopub_meta, content);
     SendMulti(*e.iopub, f);
   }
-};
 
-struct FakeClient {
-  std::unique_ptr<zmq::socket_t> sock;
-  std::unique_ptr<Sender> sender;
-  long quota = 0, sent = 0, received = 0;
-  std::vector<uint8_t> state;  // per request index: 1 outstanding, 2 done
-  std::vector<double> sent_at;  // when measuring round trips
+  bool OnClientReplies(FakeClient& cl, size_t) {
+    int m = 0;
+    for (; m < 512 && RecvMulti(*cl.sock, in); ++m) {
+      auto dl = FindDelim(in);
+      if (!dl || in.size() < *dl + 6) {
+        ++errors;
+        continue;
+      }
+      if (*dl == 1) ++with_engine_prefix;
+      if (o.verify && !CheckSig(hmac, in, *dl)) ++bad_sig;
+      std::string_view parent_id = JsonStringField(View(in[*dl + 3]), "msg_id");
+      std::string_view pre = cl.sender->msg_prefix;
+      long idx = -1;
+      if (parent_id.size() > pre.size() && parent_id.substr(0, pre.size()) == pre)
+        idx = std::atol(std::string(parent_id.substr(pre.size())).c_str());
+      if (idx < 0 || idx >= cl.quota || cl.state[idx] != 1) {
+        ++dup_or_unknown;
+        continue;
+      }
+      cl.state[idx] = 2;
+      if (record_rtt) rtt_us.push_back((Now() - cl.sent_at[idx]) * 1e6);
+      ++cl.received;
+      ++received;
+      last_progress = Now();
+      std::string_view content = View(in[*dl + 5]);
+      if (JsonStringField(content, "status") != "ok") {
+        ++errors;
+        if (first_reply_error.empty()) first_reply_error = std::string(content.substr(0, 300));
+      }
+    }
+    return m == 512;
+  }
+
+  bool OnIopub() {
+    int m = 0;
+    for (; m < 512 && RecvMulti(*iosub, in); ++m) {
+      ++iopub_msgs;
+      last_progress = Now();
+    }
+    return m == 512;
+  }
+
+  HubStatus QueueStatus(double timeout) {
+    SendQuery("queue_request", R"({"targets": null, "verbose": false})");
+    double end = Now() + timeout;
+    while (!query_fresh && Now() < end) {
+      CheckInterrupted();
+      Service(10);
+    }
+    HubStatus h;
+    if (!query_fresh) return h;
+    query_fresh = false;
+    const Json& c = query_reply;
+    if (!c.is_object() || c.value("status", "") != "ok") return h;
+    h.ok = true;
+    for (auto& [key, v] : c.items()) {
+      if (key == "unassigned" && v.is_number()) h.pending += v.get<long>();
+      if (!v.is_object()) continue;
+      h.completed += v.value("completed", 0L);
+      h.pending += v.value("queue", 0L) + v.value("tasks", 0L);
+    }
+    return h;
+  }
+
+  // Waits until the hub reports `expect` completed tasks and nothing pending, or until its
+  // counts stop moving for 2 s with nothing pending, or `max_s`. Returns seconds waited, or
+  // -1 when the hub gives no usable queue_reply, -2 when the counts settled short, -3 on
+  // timeout.
+  double WaitHub(long expect, double max_s, HubStatus& last) {
+    double t0 = Now(), changed = t0;
+    long prev = -1;
+    while (Now() - t0 < max_s) {
+      last = QueueStatus(5);
+      if (!last.ok) return -1;
+      if (last.completed >= expect && last.pending == 0) return Now() - t0;
+      if (last.completed != prev) {
+        prev = last.completed;
+        changed = Now();
+      } else if (last.pending == 0 && Now() - changed > 2.0) {
+        return -2;
+      }
+      for (int k = 0; k < 5; ++k) Service(20);
+    }
+    return -3;
+  }
 };
 
 struct PumpResult {
@@ -971,184 +1167,60 @@ struct PumpResult {
 PumpResult Pump(Driver& d, const std::string& channel, long total, int window, int nclients,
                 bool timed, bool record_rtt) {
   const Options& o = d.o;
-  std::vector<FakeClient> clients(nclients);
   const bool task = channel == "task";
+  d.clients.clear();
+  d.clients.resize(nclients);
   for (int c = 0; c < nclients; ++c) {
-    auto& cl = clients[c];
+    auto& cl = d.clients[c];
     cl.sock = std::make_unique<zmq::socket_t>(d.ctx, zmq::socket_type::dealer);
     SetCommon(*cl.sock);
     cl.sock->connect(d.ctrl.client.Ep(task ? "task" : "mux"));
+    d.reactor.Add(*cl.sock, Reactor::Tag(Reactor::kClient, c));
     cl.sender = std::make_unique<Sender>(NewId());
     cl.quota = total / nclients + (c < total % nclients ? 1 : 0);
     cl.state.assign(cl.quota, 0);
     if (record_rtt) cl.sent_at.assign(cl.quota, 0);
   }
-  std::unique_ptr<zmq::socket_t> iosub;
-  if (o.realistic) {
-    iosub = std::make_unique<zmq::socket_t>(d.ctx, zmq::socket_type::sub);
-    SetCommon(*iosub);
-    iosub->set(zmq::sockopt::subscribe, "");
-    iosub->connect(d.ctrl.client.Ep("iopub"));
-    usleep(200000);  // let the subscription reach the controller's PUB
-  }
+  d.record_rtt = record_rtt;
+  d.rtt_us.clear();
+  d.received = d.errors = d.dup_or_unknown = d.with_engine_prefix = d.iopub_msgs = 0;
+  d.first_reply_error.clear();
+
   // what the load-balanced view sends for a no-op apply; buffers stand in for the pickles
   const std::string meta_task =
       R"({"after": [], "follow": [], "timeout": null, "targets": [], "retries": 0})";
   const std::string meta_mux = "{}";
   const std::string& meta = task ? meta_task : meta_mux;
   const std::string buf0(o.payload, 'f'), buf1(60, 'a');
-
-  std::vector<zmq_pollitem_t> items;
-  enum Kind { kClient, kShell, kHb, kIopub, kQuery };
-  std::vector<std::pair<Kind, int>> what;
-  for (int c = 0; c < nclients; ++c) {
-    items.push_back({clients[c].sock->handle(), 0, ZMQ_POLLIN, 0});
-    what.push_back({kClient, c});
-  }
-  for (size_t i = 0; i < d.engines.size(); ++i) {
-    items.push_back({d.engines[i]->shell->handle(), 0, ZMQ_POLLIN, 0});
-    what.push_back({kShell, static_cast<int>(i)});
-    items.push_back({d.engines[i]->hb_sub->handle(), 0, ZMQ_POLLIN, 0});
-    what.push_back({kHb, static_cast<int>(i)});
-  }
-  if (iosub) {
-    items.push_back({iosub->handle(), 0, ZMQ_POLLIN, 0});
-    what.push_back({kIopub, 0});
-  }
-  items.push_back({d.query->handle(), 0, ZMQ_POLLIN, 0});
-  what.push_back({kQuery, 0});
-  // the hub's bookkeeping, from queue_request: completed = finished on some engine,
-  // pending = still queued/assigned/unassigned
-  struct HubStatus {
-    bool ok = false;
-    long completed = 0, pending = 0;
-  } hub;
-  bool hub_fresh = false;
-
-  long received = 0, errors = 0, dup_or_unknown = 0, with_engine_prefix = 0;
-  long iopub_msgs = 0;
   size_t rr = 0;  // mux round robin
-  std::string first_err;
-  Frames out, in;
-  PumpResult res;
-  double last_progress = Now();
-  auto service = [&](int timeout_ms) {
-    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (!(items[i].revents & ZMQ_POLLIN)) continue;
-      auto [kind, k] = what[i];
-      if (kind == kShell) {
-        d.ServeShell(*d.engines[k]);
-      } else if (kind == kHb) {
-        d.EchoPings(*d.engines[k]);
-      } else if (kind == kQuery) {
-        while (RecvMulti(*d.query, in)) {
-          auto dl = FindDelim(in);
-          if (!dl || in.size() < *dl + 6) continue;
-          Json c = Json::parse(View(in[*dl + 5]), nullptr, false);
-          hub = HubStatus();
-          hub_fresh = true;
-          if (!c.is_object() || c.value("status", "") != "ok") continue;
-          hub.ok = true;
-          for (auto& [key, v] : c.items()) {
-            if (key == "unassigned" && v.is_number()) hub.pending += v.get<long>();
-            if (!v.is_object()) continue;
-            hub.completed += v.value("completed", 0L);
-            hub.pending += v.value("queue", 0L) + v.value("tasks", 0L);
-          }
-        }
-      } else if (kind == kIopub) {
-        for (int m = 0; m < 512 && RecvMulti(*iosub, in); ++m) {
-          ++iopub_msgs;
-          last_progress = Now();
-        }
-      } else {
-        auto& cl = clients[k];
-        for (int m = 0; m < 512 && RecvMulti(*cl.sock, in); ++m) {
-          auto dl = FindDelim(in);
-          if (!dl || in.size() < *dl + 6) {
-            ++errors;
-            continue;
-          }
-          if (*dl == 1) ++with_engine_prefix;
-          if (o.verify && !CheckSig(d.hmac, in, *dl)) ++d.bad_sig;
-          std::string_view parent_id = JsonStringField(View(in[*dl + 3]), "msg_id");
-          std::string_view pre = cl.sender->msg_prefix;
-          long idx = -1;
-          if (parent_id.size() > pre.size() && parent_id.substr(0, pre.size()) == pre)
-            idx = std::atol(std::string(parent_id.substr(pre.size())).c_str());
-          if (idx < 0 || idx >= cl.quota || cl.state[idx] != 1) {
-            ++dup_or_unknown;
-            continue;
-          }
-          cl.state[idx] = 2;
-          if (record_rtt) res.rtt_us.push_back((Now() - cl.sent_at[idx]) * 1e6);
-          ++cl.received;
-          ++received;
-          last_progress = Now();
-          std::string_view content = View(in[*dl + 5]);
-          if (JsonStringField(content, "status") != "ok") {
-            ++errors;
-            if (first_err.empty()) first_err = std::string(content.substr(0, 300));
-          }
-        }
-      }
-    }
-  };
+  Frames out;
 
-  std::optional<Window> w;
-  auto queue_status = [&](double timeout) -> HubStatus {
-    hub_fresh = false;
-    Frames q;
-    d.query_sender->Build(q, d.hmac, "queue_request", "{}", "{}",
-                          R"({"targets": null, "verbose": false})");
-    SendMulti(*d.query, q);
-    double end = Now() + timeout;
-    while (!hub_fresh && Now() < end) {
-      CheckInterrupted();
-      service(10);
-    }
-    return hub_fresh ? hub : HubStatus();
-  };
-  // Waits until the hub reports `expect` completed tasks and nothing pending, or until its
-  // counts stop moving for 2 s with nothing pending, or `max_s`. Returns seconds waited, or
-  // -1 when the hub gives no usable queue_reply, -2 when the counts settled short.
-  auto wait_hub = [&](long expect, double max_s, HubStatus& last) -> double {
-    double t0 = Now(), changed = t0;
-    long prev = -1;
-    while (Now() - t0 < max_s) {
-      last = queue_status(5);
-      if (!last.ok) return -1;
-      if (last.completed >= expect && last.pending == 0) return Now() - t0;
-      if (last.completed != prev) {
-        prev = last.completed;
-        changed = Now();
-      } else if (last.pending == 0 && Now() - changed > 2.0) {
-        return -2;
-      }
-      for (int k = 0; k < 5; ++k) service(20);
-    }
-    return -3;
-  };
   HubStatus hub0;
-  if (timed) wait_hub(d.total_replies, 60, hub0);  // let the hub finish earlier work
-  double foreign_before = timed ? WaitQuiet(o, d.ctrl) : 0.0;
-  if (timed) hub0 = queue_status(5);
+  double foreign_before = 0;
+  if (timed) {
+    d.WaitHub(d.total_replies, 60, hub0);  // let the hub finish earlier work
+    foreign_before = WaitQuiet(o, d.ctrl);
+    hub0 = d.QueueStatus(5);
+  }
   uint64_t engine_reqs0 = 0;
   for (auto& e : d.engines) engine_reqs0 += e->requests;
+  std::optional<Window> w;
   if (timed) w.emplace(d.ctrl);
   double start = Now(), t_replies = -1;
-  last_progress = start;
+  d.last_progress = start;
   const long iopub_expected = o.realistic ? 2 * total : 0;
 
   while (true) {
     CheckInterrupted();
     double now = Now();
-    if (received == total && t_replies < 0) t_replies = now - start;
-    if (received == total && (iopub_msgs >= iopub_expected || now - last_progress > 3.0)) break;
-    if (now - last_progress > 30.0 || now - start > o.timeout) break;
+    if (d.received == total && t_replies < 0) t_replies = now - start;
+    if (d.received == total &&
+        (d.iopub_msgs >= iopub_expected || now - d.last_progress > 3.0))
+      break;
+    if (now - d.last_progress > 30.0 || now - start > o.timeout) break;
     // refill the windows
-    for (auto& cl : clients) {
+    for (size_t c = 0; c < d.clients.size(); ++c) {
+      auto& cl = d.clients[c];
       int batch = 0;
       while (cl.sent < cl.quota && cl.sent - cl.received < window && batch < 256) {
         out.clear();
@@ -1162,20 +1234,22 @@ PumpResult Pump(Driver& d, const std::string& channel, long total, int window, i
         ++cl.sent;
         ++batch;
       }
+      if (batch) d.reactor.Touch(Reactor::Tag(Reactor::kClient, c));
     }
-    service(5);
+    d.Service(5);
   }
+  const long received = d.received;
   Json j = timed ? w->Close(static_cast<double>(received)) : Json::object();
   if (timed) {
     // The controller may still be working when the last reply arrives (the stock hub
     // processes its monitor copies well behind the relays). Keep serving heartbeats, ask the
     // hub (queue_request) until its bookkeeping shows every task of this window completed,
-    // then until its CPU stops moving (< 2 ticks per 0.3 s); at most 60 s. The CPU per task
+    // then until its CPU stops moving (< 2 ticks per 0.3 s); at most 65 s. The CPU per task
     // reported includes that tail; the in-window figure is kept too.
     double s0 = Now();
     double hub_done = -1;
     HubStatus h1;
-    if (hub0.ok) hub_done = wait_hub(hub0.completed + received, 60, h1);
+    if (hub0.ok) hub_done = d.WaitHub(hub0.completed + received, 60, h1);
     j["hub_caught_up_after_s"] = hub_done >= 0 ? Json(hub_done) : Json(nullptr);
     j["hub_queue_status_ok"] = hub0.ok;
     if (hub0.ok) j["hub_completed_delta"] = h1.completed - hub0.completed;
@@ -1183,7 +1257,7 @@ PumpResult Pump(Driver& d, const std::string& channel, long total, int window, i
     double mark_t = Now(), mark_cpu = d.ctrl.Cpu(), settled_cpu = mark_cpu;
     while (Now() - s0 < 65.0) {
       CheckInterrupted();
-      service(20);
+      d.Service(20);
       if (Now() - mark_t >= 0.3) {
         double c = d.ctrl.Cpu();
         settled_cpu = mark_cpu;
@@ -1211,21 +1285,25 @@ PumpResult Pump(Driver& d, const std::string& channel, long total, int window, i
   j["requested"] = total;
   j["received"] = received;
   j["engine_requests"] = engine_reqs - engine_reqs0;
-  j["errors"] = errors;
-  if (!first_err.empty()) j["first_error_content"] = first_err;
-  j["duplicate_or_unknown_replies"] = dup_or_unknown;
-  j["replies_with_engine_prefix"] = with_engine_prefix;
+  j["errors"] = d.errors;
+  if (!d.first_reply_error.empty()) j["first_error_content"] = d.first_reply_error;
+  j["duplicate_or_unknown_replies"] = d.dup_or_unknown;
+  j["replies_with_engine_prefix"] = d.with_engine_prefix;
   j["window_outstanding"] = window;
   j["clients"] = nclients;
   j["engines"] = d.engines.size();
   if (o.realistic) {
     j["iopub_expected"] = iopub_expected;
-    j["iopub_received"] = iopub_msgs;
+    j["iopub_received"] = d.iopub_msgs;
   }
   if (timed) j["foreign_cores_before"] = foreign_before;
   if (received != total)
     j["incomplete"] = Fmt("only %ld of %ld replies arrived (stalled or timed out)", received, total);
+  PumpResult res;
   res.j = j;
+  res.rtt_us = std::move(d.rtt_us);
+  for (size_t c = 0; c < d.clients.size(); ++c) d.reactor.Remove(Reactor::Tag(Reactor::kClient, c));
+  d.clients.clear();
   return res;
 }
 
