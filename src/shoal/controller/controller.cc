@@ -77,6 +77,10 @@ class Controller::Impl : public TaskSink {
   // exception that escapes a handler (a bug, or memory exhaustion) drops that one message
   // with an error in the log instead of ending the controller.
   void Dispatch(Channel ch, Frames&& frames);
+  // Mux and control: [client_rid, engine_uuid, D, ...] <-> [engine_uuid, client_rid, D, ...].
+  struct DirectRelay;
+  void RelayToEngine(const DirectRelay& relay, Frames&& frames);
+  void RelayToClient(const DirectRelay& relay, Frames&& frames);
   // One handler per readable socket.
   void OnQuery(Frames&& frames);
   void OnMuxFromClient(Frames&& frames);
@@ -551,56 +555,57 @@ void Controller::Impl::HandleResubmit(const Message& req) {
 // ---------------------------------------------------------------------------------------
 // MUX and control relays: [client_rid, engine_uuid, D, ...] <-> [engine_uuid, client_rid, D, ...]
 
-void Controller::Impl::OnMuxFromClient(Frames&& frames) {
-  Message req;
-  if (!DecodeOrLog(std::move(frames), "mux", relay_opts_, req)) return;
-  if (req.num_identities() < 2) return;
-  std::string client_rid(req.identity(0)), target(req.identity(1));
-  if (!registry_.FindByUuid(target)) {
-    RejectUnroutable(sk_->mux_client(), client_rid, req, "no engine with uuid '" + target + "'");
-    return;
-  }
-  hub_->OnRequest(req, "mux", target);
-  std::swap(req.frames[0], req.frames[1]);
-  ControllerSockets::SendFrames(sk_->mux_engine(), req.frames);
-}
+// A direct relay (mux or control). `hub` says whether the Hub records what passes.
+struct Controller::Impl::DirectRelay {
+  const char* name;
+  zmq::socket_t& client_side;
+  zmq::socket_t& engine_side;
+  bool hub;
+};
 
-void Controller::Impl::OnMuxFromEngine(Frames&& frames) {
-  Message rep;
-  wire::DecodeOptions opts = relay_opts_;
-  opts.parse_parent = true;
-  if (!DecodeOrLog(std::move(frames), "mux (engine side)", opts, rep)) return;
-  if (rep.num_identities() < 2) return;
-  std::string engine_uuid(rep.identity(0));
-  hub_->OnResult(rep, engine_uuid);
-  std::swap(rep.frames[0], rep.frames[1]);
-  ControllerSockets::SendFrames(sk_->mux_client(), rep.frames);
-}
-
-void Controller::Impl::OnControlFromClient(Frames&& frames) {
+void Controller::Impl::RelayToEngine(const DirectRelay& relay, Frames&& frames) {
   Message req;
   wire::DecodeOptions opts = relay_opts_;
-  opts.parse_metadata = false;
-  if (!DecodeOrLog(std::move(frames), "control", opts, req)) return;
+  opts.parse_metadata = relay.hub;
+  if (!DecodeOrLog(std::move(frames), relay.name, opts, req)) return;
   if (req.num_identities() < 2) return;
-  std::string client_rid(req.identity(0)), target(req.identity(1));
+  std::string target(req.identity(1));
   if (!registry_.FindByUuid(target)) {
-    RejectUnroutable(sk_->control_client(), client_rid, req,
+    RejectUnroutable(relay.client_side, std::string(req.identity(0)), req,
                      "no engine with uuid '" + target + "'");
     return;
   }
-  std::swap(req.frames[0], req.frames[1]);
-  ControllerSockets::SendFrames(sk_->control_engine(), req.frames);
+  if (relay.hub) hub_->OnRequest(req, "mux", target);
+  std::swap(req.frames[0], req.frames[1]);  // [engine_uuid, client_rid, D, ...]
+  ControllerSockets::SendFrames(relay.engine_side, req.frames);
 }
 
-void Controller::Impl::OnControlFromEngine(Frames&& frames) {
+void Controller::Impl::RelayToClient(const DirectRelay& relay, Frames&& frames) {
   Message rep;
   wire::DecodeOptions opts = relay_opts_;
-  opts.parse_metadata = false;
-  if (!DecodeOrLog(std::move(frames), "control (engine side)", opts, rep)) return;
+  opts.parse_parent = relay.hub;
+  opts.parse_metadata = relay.hub;
+  if (!DecodeOrLog(std::move(frames), relay.name, opts, rep)) return;
   if (rep.num_identities() < 2) return;
-  std::swap(rep.frames[0], rep.frames[1]);
-  ControllerSockets::SendFrames(sk_->control_client(), rep.frames);
+  if (relay.hub) hub_->OnResult(rep, std::string(rep.identity(0)));
+  std::swap(rep.frames[0], rep.frames[1]);  // [client_rid, engine_uuid, D, ...]
+  ControllerSockets::SendFrames(relay.client_side, rep.frames);
+}
+
+void Controller::Impl::OnMuxFromClient(Frames&& frames) {
+  RelayToEngine({"mux", sk_->mux_client(), sk_->mux_engine(), true}, std::move(frames));
+}
+void Controller::Impl::OnMuxFromEngine(Frames&& frames) {
+  RelayToClient({"mux (engine side)", sk_->mux_client(), sk_->mux_engine(), true},
+                std::move(frames));
+}
+void Controller::Impl::OnControlFromClient(Frames&& frames) {
+  RelayToEngine({"control", sk_->control_client(), sk_->control_engine(), false},
+                std::move(frames));
+}
+void Controller::Impl::OnControlFromEngine(Frames&& frames) {
+  RelayToClient({"control (engine side)", sk_->control_client(), sk_->control_engine(), false},
+                std::move(frames));
 }
 
 // ---------------------------------------------------------------------------------------
