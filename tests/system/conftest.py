@@ -183,11 +183,22 @@ class Controller(Proc):
             port = port[0]
         return f"{info['interface']}:{port}"
 
+    def state(self):
+        """'running', or how the process ended (for assertion messages)."""
+        rc = self.popen.poll()
+        if rc is None:
+            return "controller running"
+        if rc < 0:
+            try:
+                return f"controller killed by {signal.Signals(-rc).name}"
+            except ValueError:
+                return f"controller killed by signal {-rc}"
+        return f"controller exited with status {rc}"
+
     def assert_serving(self, context=""):
         """The controller is alive and answers a fresh connection_request."""
         where = f" after {context}" if context else ""
-        assert self.alive, (
-            f"controller died{where} (exit status {self.popen.returncode})")
+        assert self.alive, f"controller died{where}: {self.state()}"
         with RawPeer(self) as peer:
             sock = peer.connect(zmq.DEALER, "registration")
             reply = peer.request(sock, "connection_request", {}, timeout=5.0)
@@ -270,7 +281,8 @@ class RawPeer:
         for s in self.sockets:
             s.close(linger=0)
         self.sockets = []
-        self.ctx.term()
+        if not self.ctx.closed:
+            self.ctx.term()
 
     def connect(self, kind, channel, identity=None, side=None, subscribe=b""):
         side = side or self.side
@@ -306,9 +318,15 @@ class RawPeer:
         return msg
 
     def recv_frames(self, sock, timeout=5.0):
-        if sock.poll(int(timeout * 1000), zmq.POLLIN):
-            return sock.recv_multipart()
-        return None
+        """The next multipart message on `sock`, or None after `timeout` (or as soon as the
+        controller is found dead: a crash should fail a test quickly)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if sock.poll(int(max(0.0, min(left, 0.1)) * 1000), zmq.POLLIN):
+                return sock.recv_multipart()
+            if left <= 0 or not getattr(self.controller, "alive", True):
+                return None
 
     def recv(self, sock, timeout=5.0):
         """The next message on `sock` (signature checked), or None after `timeout`."""
