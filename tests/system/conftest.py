@@ -374,11 +374,14 @@ def new_engine_uuid():
 class FakeEngine:
     """An engine made of raw sockets (protocol reference section 8.1)."""
 
-    def __init__(self, controller, uuid=None):
+    def __init__(self, controller, uuid=None, reg_identity=None):
         self.controller = controller
         self.uuid = uuid or new_engine_uuid()
         self.peer = RawPeer(controller, side="engine")
-        self.reg = self.peer.connect(zmq.DEALER, "registration", identity=self.uuid.encode())
+        # Engines use their uuid as routing id; a ROUTER refuses a second connection with an
+        # identity in use, so a duplicate-uuid test needs another one.
+        self.reg = self.peer.connect(zmq.DEALER, "registration",
+                                     identity=reg_identity or self.uuid.encode())
         self.id = None
         self._beating = threading.Event()
         self._stop = threading.Event()
@@ -607,8 +610,8 @@ def raw_peers():
 def fake_engines():
     engines = []
 
-    def make(controller, uuid=None):
-        e = FakeEngine(controller, uuid)
+    def make(controller, uuid=None, reg_identity=None):
+        e = FakeEngine(controller, uuid, reg_identity)
         engines.append(e)
         return e
 
