@@ -77,6 +77,10 @@ class Controller::Impl : public TaskSink {
   // exception that escapes a handler (a bug, or memory exhaustion) drops that one message
   // with an error in the log instead of ending the controller.
   void Dispatch(Channel ch, Frames&& frames);
+  // Sends `frames` (first frame: the engine uuid) out of an engine-facing ROUTER, or parks
+  // them in the engine's outbox when it is not reachable yet.
+  void SendToEngineSocket(zmq::socket_t& sock, const std::string& engine_uuid, Frames& frames);
+  void FlushOutbox();
   // Mux and control: [client_rid, engine_uuid, D, ...] <-> [engine_uuid, client_rid, D, ...].
   struct DirectRelay;
   void RelayToEngine(const DirectRelay& relay, Frames&& frames);
@@ -136,6 +140,13 @@ class Controller::Impl : public TaskSink {
   Micros next_beat_ = 0;
   Micros next_flush_ = 0;
   Micros next_state_write_ = 0;
+  // Messages for engines whose sockets are not connected yet (e.g. just after --restore),
+  // in order, per engine uuid. Retried every loop turn; dropped when the engine leaves.
+  struct Parked {
+    zmq::socket_t* sock;
+    Frames frames;
+  };
+  std::map<std::string, std::deque<Parked>> outbox_;
   bool state_dirty_ = false;
   std::optional<Micros> shutdown_at_;
   std::deque<std::pair<Micros, EngineInfo>> stranded_mux_;
@@ -319,6 +330,7 @@ Status Controller::Impl::Run() {
     if (!stranded_mux_.empty()) next = std::min(next, stranded_mux_.front().first);
     if (shutdown_at_) next = std::min(next, *shutdown_at_);
     if (state_dirty_) next = std::min(next, next_state_write_);
+    if (!outbox_.empty()) next = std::min(next, now + 20 * kMicrosPerMilli);  // retry soon
     long timeout_ms = std::clamp<long>(static_cast<long>((next - now + 999) / 1000), 0, 200);
     sk_->Poll(timeout_ms, [this](Channel ch, Frames&& frames) { Dispatch(ch, std::move(frames)); });
     OnTimers();
@@ -555,6 +567,30 @@ void Controller::Impl::HandleResubmit(const Message& req) {
 // ---------------------------------------------------------------------------------------
 // MUX and control relays: [client_rid, engine_uuid, D, ...] <-> [engine_uuid, client_rid, D, ...]
 
+void Controller::Impl::SendToEngineSocket(zmq::socket_t& sock, const std::string& engine_uuid,
+                                          Frames& frames) {
+  auto it = outbox_.find(engine_uuid);
+  if (it == outbox_.end() && ControllerSockets::TrySendToPeer(sock, frames)) return;
+  SHOAL_LOG(Debug) << "engine " << engine_uuid << " not connected yet; message parked";
+  outbox_[engine_uuid].push_back({&sock, std::move(frames)});
+}
+
+void Controller::Impl::FlushOutbox() {
+  for (auto it = outbox_.begin(); it != outbox_.end();) {
+    if (!registry_.FindByUuid(it->first)) {
+      SHOAL_LOG(Warn) << "dropping " << it->second.size() << " messages for engine "
+                      << it->first << ", which left before it connected";
+      it = outbox_.erase(it);
+      continue;
+    }
+    auto& queue = it->second;
+    while (!queue.empty() && ControllerSockets::TrySendToPeer(*queue.front().sock,
+                                                              queue.front().frames))
+      queue.pop_front();
+    it = queue.empty() ? outbox_.erase(it) : std::next(it);
+  }
+}
+
 // A direct relay (mux or control). `hub` says whether the Hub records what passes.
 struct Controller::Impl::DirectRelay {
   const char* name;
@@ -577,7 +613,7 @@ void Controller::Impl::RelayToEngine(const DirectRelay& relay, Frames&& frames) 
   }
   if (relay.hub) hub_->OnRequest(req, "mux", target);
   std::swap(req.frames[0], req.frames[1]);  // [engine_uuid, client_rid, D, ...]
-  ControllerSockets::SendFrames(relay.engine_side, req.frames);
+  SendToEngineSocket(relay.engine_side, target, req.frames);
 }
 
 void Controller::Impl::RelayToClient(const DirectRelay& relay, Frames&& frames) {
@@ -643,7 +679,7 @@ void Controller::Impl::SendToEngine(const std::string& engine_uuid, const Task& 
   out.push_back(Bytes(engine_uuid));
   out.push_back(Bytes(raw.client_rid));
   for (auto& f : raw.msg.frames) out.push_back(wire::ShareFrame(f));
-  ControllerSockets::SendFrames(sk_->task_engine(), out);
+  SendToEngineSocket(sk_->task_engine(), engine_uuid, out);
   hub_->OnTaskAssigned(task.spec.msg_id, engine_uuid);
 }
 
@@ -753,7 +789,7 @@ void Controller::Impl::OnBroadcastFromClient(Frames&& frames) {
     out.push_back(Bytes(content_text));
     for (size_t i = 0; i < req.num_buffers(); ++i)
       out.push_back(wire::ShareFrame(req.frames[req.delim + wire::kFirstBufferOffset + i]));
-    ControllerSockets::SendFrames(sk_->broadcast_engine(), out);
+    SendToEngineSocket(sk_->broadcast_engine(), uuid, out);
     pending.expected.emplace_back(uuid, id);
   }
   if (coalescing) {
@@ -896,6 +932,7 @@ void Controller::Impl::Beat() {
 
 void Controller::Impl::OnTimers() {
   Micros now = clock_.MonotonicMicros();
+  if (!outbox_.empty()) FlushOutbox();
   if (state_dirty_ && now >= next_state_write_) {
     WriteEngineState();
     next_state_write_ = now + 100 * kMicrosPerMilli;

@@ -32,13 +32,17 @@ ControllerSockets::~ControllerSockets() {
 }
 
 Result<std::unique_ptr<zmq::socket_t>> ControllerSockets::Make(zmq::socket_type type,
-                                                               const std::string& identity) {
+                                                               const std::string& identity,
+                                                               bool mandatory) {
   try {
     auto s = std::make_unique<zmq::socket_t>(ctx_, type);
     s->set(zmq::sockopt::sndhwm, 0);
     s->set(zmq::sockopt::rcvhwm, 0);
     s->set(zmq::sockopt::linger, 0);
     if (!identity.empty()) s->set(zmq::sockopt::routing_id, identity);
+    // Engine-facing ROUTERs refuse to drop messages for engines that are not connected (a
+    // restored engine still reconnecting): the controller keeps them and retries.
+    if (mandatory) s->set(zmq::sockopt::router_mandatory, 1);
     if (curve_) {
       s->set(zmq::sockopt::curve_server, 1);
       s->set(zmq::sockopt::curve_secretkey, curve_secret_);
@@ -107,7 +111,9 @@ Result<std::unique_ptr<ControllerSockets>> ControllerSockets::Bind(const SocketP
 
   auto make = [&](std::unique_ptr<zmq::socket_t>& dst, zmq::socket_type t,
                   const std::string& id, Channel ch, bool readable) -> Status {
-    SHOAL_ASSIGN_OR_RETURN(dst, s->Make(t, id));
+    bool engine_router = ch == Channel::kMuxEngine || ch == Channel::kControlEngine ||
+                         ch == Channel::kTaskEngine || ch == Channel::kBroadcastEngine;
+    SHOAL_ASSIGN_OR_RETURN(dst, s->Make(t, id, engine_router));
     if (readable) s->readable_.emplace_back(dst.get(), ch);
     return Status::Ok();
   };
@@ -217,6 +223,28 @@ void ControllerSockets::Poll(long timeout_ms,
       handler(ch, std::move(frames));
     }
   }
+}
+
+bool ControllerSockets::TrySendToPeer(zmq::socket_t& sock, wire::Frames& frames) {
+  try {
+    // The first frame names the peer; a ROUTER_MANDATORY socket refuses it at once when the
+    // peer is unknown, before anything is consumed.
+    auto flags = frames.size() > 1 ? zmq::send_flags::sndmore : zmq::send_flags::none;
+    sock.send(frames[0], flags);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EHOSTUNREACH) return false;
+    SHOAL_LOG(Warn) << ZmqStatus(e, "send").ToString();
+    return true;
+  }
+  try {
+    for (size_t i = 1; i < frames.size(); ++i) {
+      auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
+      sock.send(frames[i], flags);
+    }
+  } catch (const zmq::error_t& e) {
+    SHOAL_LOG(Warn) << ZmqStatus(e, "send").ToString();
+  }
+  return true;
 }
 
 void ControllerSockets::SendFrames(zmq::socket_t& sock, wire::Frames& frames) {

@@ -60,6 +60,10 @@ class ControllerSockets {
   // Sends a multipart message; the frames are consumed. Send failures are logged, not thrown.
   static void SendFrames(zmq::socket_t& sock, wire::Frames& frames);
 
+  // Sends to a peer of an engine-facing ROUTER (ROUTER_MANDATORY). Returns false, leaving
+  // `frames` intact, when the peer is not connected (yet): the caller keeps them for later.
+  static bool TrySendToPeer(zmq::socket_t& sock, wire::Frames& frames);
+
   zmq::socket_t& query() { return *query_; }
   zmq::socket_t& notification() { return *notification_; }
   zmq::socket_t& mux_client() { return *mux_client_; }
@@ -81,7 +85,8 @@ class ControllerSockets {
 
  private:
   ControllerSockets() = default;
-  Result<std::unique_ptr<zmq::socket_t>> Make(zmq::socket_type type, const std::string& identity);
+  Result<std::unique_ptr<zmq::socket_t>> Make(zmq::socket_type type, const std::string& identity,
+                                              bool mandatory = false);
   // Binds `sock` on `ip` at `port` (0 = from the pool or random); returns the port.
   Result<int> BindPort(zmq::socket_t& sock, const std::string& ip, int port,
                        std::vector<int>& pool);
