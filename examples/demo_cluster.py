@@ -40,13 +40,16 @@ def main():
     profile = tempfile.mkdtemp(prefix="shoal-demo-")
     procs = []
     try:
-        ctl = subprocess.Popen([args.controller, f"--profile-dir={profile}", "--ping=1000"])
+        ctl = subprocess.Popen([args.controller, f"--profile-dir={profile}", "--ping=1000",
+                                "--log-level=WARN"])
         procs.append(ctl)
         wait_for(os.path.join(profile, "security", "ipcontroller-client.json"), 15)
+        engine_log = open(os.path.join(profile, "engines.log"), "w")
         for _ in range(args.n):
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "ipyparallel.engine", f"--profile-dir={profile}",
-                 "--log-level=40"]))
+                 "--log-level=40"], stdout=engine_log, stderr=subprocess.STDOUT))
+        print(f"controller and {args.n} engines starting (profile {profile})")
         rc = ipp.Client(profile_dir=profile, timeout=15)
         rc.wait_for_engines(args.n, timeout=60)
         print(f"engines registered: {rc.ids}")
