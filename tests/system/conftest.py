@@ -120,7 +120,10 @@ class Proc:
             try:
                 self.popen.wait(grace)
             except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
                 self.popen.wait(10)
         self._logf.close()
         return self.popen.returncode
@@ -453,10 +456,11 @@ class TimeLimitExceeded(Exception):
     pass
 
 
-@pytest.fixture(autouse=True)
-def _time_limit(request):
-    """A per-test alarm, so a hung controller fails the test instead of the whole run."""
-    marker = request.node.get_closest_marker("limit")
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """A per-test alarm, so a hung controller fails the test instead of the whole run. It
+    covers the test body only: teardown (ending processes) is never interrupted."""
+    marker = item.get_closest_marker("limit")
     seconds = marker.args[0] if marker else DEFAULT_TEST_LIMIT_S
 
     def on_alarm(signum, frame):
@@ -464,9 +468,11 @@ def _time_limit(request):
 
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
-    yield
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    signal.signal(signal.SIGALRM, old)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -256,6 +256,20 @@ def test_junk_on_engine_facing_router(channel, controller, raw_peers):
         controller.assert_serving(f"'{name}' on the engine-side {channel} port")
 
 
+@pytest.mark.parametrize("channel", ["mux", "control", "broadcast"])
+def test_unsigned_engine_replies_are_not_relayed(channel, controller, raw_peers):
+    peer = raw_peers(controller, side="engine")
+    side = EngineSide(controller, peer, channel)
+    parent = peer.msg("apply_request")["header"]
+    for key in ("", "wrong-key"):
+        forger = raw_peers(controller, side="engine", key=key)
+        forger.send(side.engine, "apply_reply", {"status": "ok"}, ident=[EngineSide.CLIENT_RID],
+                    parent=parent, metadata={"status": "ok"})
+        got = peer.recv_frames(side.client, timeout=0.5)
+        assert got is None, f"{channel}: a reply signed with key {key!r} was relayed: {got}"
+    assert side.probe(), f"{channel}: no relay of a signed reply ({controller.state()})"
+
+
 def test_junk_on_iopub_sub(controller, raw_peers):
     """Junk published into the controller's iopub SUB (engine side) via a PUB we connect."""
     peer = raw_peers(controller, side="engine")
