@@ -1,0 +1,160 @@
+// Controller::Impl, shared by the files that implement the controller (controller.cc:
+// start-up, the loop, registration and queries; relays.cc: mux, control, task, iopub;
+// broadcast.cc: fan-out and coalescing). Internal: include only from those files.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shoal/controller/controller.h"
+#include "shoal/controller/engine_registry.h"
+#include "shoal/controller/heart_monitor.h"
+#include "shoal/controller/hub.h"
+#include "shoal/controller/sockets.h"
+#include "shoal/controller/task_scheduler.h"
+#include "shoal/wire/ids.h"
+#include "shoal/wire/message.h"
+#include "shoal/wire/msg_types.gen.h"
+
+namespace shoal::controller {
+
+namespace msg = wire::msg;
+using wire::Frames;
+using wire::Message;
+
+// A task request as the scheduler carries it: the client's routing id and its frames
+// (identities stripped: frames start at the delimiter).
+struct RawTask : TaskPayload {
+  std::string client_rid;  // "" for resubmissions made by the hub itself
+  Message msg;
+};
+
+// "apply_request" -> "apply_reply".
+inline std::string ReplyType(const std::string& request_type) {
+  const std::string suffix = "_request";
+  if (request_type.size() > suffix.size() &&
+      request_type.compare(request_type.size() - suffix.size(), suffix.size(), suffix) == 0)
+    return request_type.substr(0, request_type.size() - suffix.size()) + "_reply";
+  return request_type + "_reply";
+}
+
+inline zmq::message_t Bytes(std::string_view s) { return zmq::message_t(s.data(), s.size()); }
+
+class Controller::Impl : public TaskSink {
+ public:
+  Impl(ControllerOptions options, const Clock& clock)
+      : opts_(std::move(options)), clock_(clock), heart_(opts_.max_heartmonitor_misses) {}
+
+  Status Start();
+  Status Run();
+  const wire::ProfileDir& profile() const { return profile_; }
+
+  // TaskSink
+  void SendToEngine(const std::string& engine_uuid, const Task& task) override;
+  void DeliverReply(const Task& task, const std::string& engine_uuid) override;
+  void DeliverFailure(const Task& task, TaskFailure why, const std::string& engine_uuid) override;
+
+ private:
+  Status OpenStore();
+  Status LoadReusedFiles(wire::ConnectionInfo& client, wire::ConnectionInfo& engine);
+  Status WriteConnectionFiles();
+  void RemoveConnectionFiles();
+  void SaveEngineState();   // marks the state file for writing
+  void WriteEngineState();  // writes it now
+
+  // Hands a message to its channel's handler. The last line of defence for peer input: an
+  // exception that escapes a handler (a bug, or memory exhaustion) drops that one message
+  // with an error in the log instead of ending the controller.
+  void Dispatch(Channel ch, Frames&& frames);
+  // Sends `frames` (first frame: the engine uuid) out of an engine-facing ROUTER, or parks
+  // them in the engine's outbox when it is not reachable yet.
+  void SendToEngineSocket(zmq::socket_t& sock, const std::string& engine_uuid, Frames& frames);
+  void FlushOutbox();
+  // Mux and control: [client_rid, engine_uuid, D, ...] <-> [engine_uuid, client_rid, D, ...].
+  struct DirectRelay;
+  void RelayToEngine(const DirectRelay& relay, Frames&& frames);
+  void RelayToClient(const DirectRelay& relay, Frames&& frames);
+  // One handler per readable socket.
+  void OnQuery(Frames&& frames);
+  void OnMuxFromClient(Frames&& frames);
+  void OnMuxFromEngine(Frames&& frames);
+  void OnControlFromClient(Frames&& frames);
+  void OnControlFromEngine(Frames&& frames);
+  void OnTaskFromClient(Frames&& frames);
+  void OnTaskFromEngine(Frames&& frames);
+  void OnBroadcastFromClient(Frames&& frames);
+  void OnBroadcastFromEngine(Frames&& frames);
+  void OnIopub(Frames&& frames);
+  void OnPong(Frames&& frames);
+  void OnTimers();
+
+  // Registration and liveness.
+  void HandleRegistration(const Message& req);
+  void HandleUnregistration(const Message& req);
+  void EngineGone(const EngineInfo& info, const std::string& why);
+  void Beat();
+  // Hub queries that need sockets.
+  void HandleResubmit(const Message& req);
+  void HandleShutdown(const Message& req);
+
+  // Sends a controller-made message.
+  void SendReply(zmq::socket_t& sock, const std::vector<std::string>& idents,
+                 std::string_view msg_type, const Json& parent, const Json& content,
+                 Frames buffers = {}, const Json& metadata = Json::object());
+  void Notify(std::string_view msg_type, const Json& content, const Json& parent = Json::object());
+  // Replies with an error to a request that cannot be routed (unknown engine).
+  void RejectUnroutable(zmq::socket_t& sock, const std::string& client_rid, const Message& req,
+                        const std::string& why);
+  bool DecodeOrLog(Frames&& frames, const char* channel, const wire::DecodeOptions& opts,
+                   Message& out);
+  Json EnginesJson() const;
+
+  ControllerOptions opts_;
+  const Clock& clock_;
+  wire::ProfileDir profile_;
+  wire::ConnectionInfo client_info_, engine_info_;
+  std::string session_ = wire::NewSessionId();
+  std::string username_ = "username";
+  std::unique_ptr<wire::Signer> signer_;
+  wire::DecodeOptions relay_opts_, query_opts_;
+
+  std::unique_ptr<store::RecordStore> store_;
+  EngineRegistry registry_;
+  HeartMonitor heart_;
+  std::unique_ptr<Hub> hub_;
+  std::unique_ptr<TaskScheduler> scheduler_;
+  std::unique_ptr<ControllerSockets> sk_;
+
+  Micros started_ = 0;
+  Micros next_beat_ = 0;
+  Micros next_flush_ = 0;
+  Micros next_state_write_ = 0;
+  // Messages for engines whose sockets are not connected yet (e.g. just after --restore),
+  // in order, per engine uuid. Retried every loop turn; dropped when the engine leaves.
+  struct Parked {
+    zmq::socket_t* sock;
+    Frames frames;
+  };
+  std::map<std::string, std::deque<Parked>> outbox_;
+  bool state_dirty_ = false;
+  std::optional<Micros> shutdown_at_;
+  std::deque<std::pair<Micros, EngineInfo>> stranded_mux_;
+  Message* current_reply_ = nullptr;  // the engine reply OnEngineReply is handling
+  std::string scheduler_failure_reason_;  // evalue for the next DeliverFailure, if any
+
+  // Coalescing broadcasts waiting for replies, by original msg_id.
+  struct Coalescing {
+    std::string client_rid;
+    std::vector<std::pair<std::string, int>> expected;  // (uuid, id) of targets
+    std::vector<std::pair<std::string, Message>> replies;  // (uuid, reply)
+  };
+  std::map<std::string, Coalescing> coalescing_;
+  void FinishCoalescing(const std::string& orig_id, Coalescing& c);
+};
+
+}  // namespace shoal::controller
