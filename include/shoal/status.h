@@ -40,7 +40,9 @@ class [[nodiscard]] Status {
   Status(StatusCode code, std::string message);
 
   static Status Ok() { return Status(); }
-  static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status InvalidArgument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
   static Status TimedOut(std::string m) { return {StatusCode::kTimedOut, std::move(m)}; }
@@ -77,7 +79,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     if (std::get<Status>(v_).ok()) v_ = Status::Internal("Result built from an OK Status");
   }
@@ -107,15 +109,15 @@ class [[nodiscard]] Result {
 #define SHOAL_CONCAT_(a, b) SHOAL_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (a Status) is not OK.
-#define SHOAL_RETURN_NOT_OK(expr)             \
-  do {                                        \
-    ::shoal::Status _shoal_st = (expr);       \
-    if (!_shoal_st.ok()) return _shoal_st;    \
+#define SHOAL_RETURN_NOT_OK(expr)          \
+  do {                                     \
+    ::shoal::Status _shoal_st = (expr);    \
+    if (!_shoal_st.ok()) return _shoal_st; \
   } while (0)
 
 // `lhs = value of expr` (a Result<T>), or returns its Status from the enclosing function.
-#define SHOAL_ASSIGN_OR_RETURN(lhs, expr)                                  \
-  auto SHOAL_CONCAT_(_shoal_res_, __LINE__) = (expr);                      \
-  if (!SHOAL_CONCAT_(_shoal_res_, __LINE__).ok())                          \
-    return SHOAL_CONCAT_(_shoal_res_, __LINE__).status();                  \
+#define SHOAL_ASSIGN_OR_RETURN(lhs, expr)                 \
+  auto SHOAL_CONCAT_(_shoal_res_, __LINE__) = (expr);     \
+  if (!SHOAL_CONCAT_(_shoal_res_, __LINE__).ok())         \
+    return SHOAL_CONCAT_(_shoal_res_, __LINE__).status(); \
   lhs = std::move(SHOAL_CONCAT_(_shoal_res_, __LINE__)).value()

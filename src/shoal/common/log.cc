@@ -3,10 +3,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <cctype>
 #include <mutex>
 
 namespace shoal::log {
@@ -37,8 +37,11 @@ int ParseLevel(std::string_view t) {
 }
 
 void Write(int level, const std::string& message) {
-  const char* tag = level >= kCritical ? "C" : level >= kError ? "E" : level >= kWarn ? "W"
-                  : level >= kInfo ? "I" : "D";
+  const char* tag = level >= kCritical ? "C"
+                    : level >= kError  ? "E"
+                    : level >= kWarn   ? "W"
+                    : level >= kInfo   ? "I"
+                                       : "D";
   auto now = std::chrono::system_clock::now();
   time_t t = std::chrono::system_clock::to_time_t(now);
   int ms = static_cast<int>(

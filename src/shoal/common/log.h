@@ -43,7 +43,7 @@ struct Voidify {
 
 }  // namespace shoal::log
 
-#define SHOAL_LOG(level)                                   \
-  (::shoal::log::k##level < ::shoal::log::GetLevel())      \
-      ? (void)0                                            \
+#define SHOAL_LOG(level)                              \
+  (::shoal::log::k##level < ::shoal::log::GetLevel()) \
+      ? (void)0                                       \
       : ::shoal::log::Voidify() & ::shoal::log::Line(::shoal::log::k##level)

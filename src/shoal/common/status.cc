@@ -4,17 +4,28 @@ namespace shoal {
 
 std::string_view StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "OK";
-    case StatusCode::kInvalidArgument: return "InvalidArgument";
-    case StatusCode::kNotFound: return "NotFound";
-    case StatusCode::kAlreadyExists: return "AlreadyExists";
-    case StatusCode::kTimedOut: return "TimedOut";
-    case StatusCode::kCancelled: return "Cancelled";
-    case StatusCode::kUnavailable: return "Unavailable";
-    case StatusCode::kProtocolError: return "ProtocolError";
-    case StatusCode::kIOError: return "IOError";
-    case StatusCode::kRemoteError: return "RemoteError";
-    case StatusCode::kInternal: return "Internal";
+    case StatusCode::kOk:
+      return "OK";
+    case StatusCode::kInvalidArgument:
+      return "InvalidArgument";
+    case StatusCode::kNotFound:
+      return "NotFound";
+    case StatusCode::kAlreadyExists:
+      return "AlreadyExists";
+    case StatusCode::kTimedOut:
+      return "TimedOut";
+    case StatusCode::kCancelled:
+      return "Cancelled";
+    case StatusCode::kUnavailable:
+      return "Unavailable";
+    case StatusCode::kProtocolError:
+      return "ProtocolError";
+    case StatusCode::kIOError:
+      return "IOError";
+    case StatusCode::kRemoteError:
+      return "RemoteError";
+    case StatusCode::kInternal:
+      return "Internal";
   }
   return "Unknown";
 }

@@ -152,14 +152,15 @@ Status Controller::Impl::Start() {
   SHOAL_RETURN_NOT_OK(WriteConnectionFiles());
   started_ = clock_.MonotonicMicros();
   next_beat_ = started_;
-  SHOAL_LOG(Info) << "shoal-controller ready: clients " << profile_.client_file()
-                  << ", engines " << profile_.engine_file() << " (scheme " << opts_.scheme
-                  << ", hwm " << opts_.hwm << ", ping " << opts_.ping_ms << " ms)";
+  SHOAL_LOG(Info) << "shoal-controller ready: clients " << profile_.client_file() << ", engines "
+                  << profile_.engine_file() << " (scheme " << opts_.scheme << ", hwm " << opts_.hwm
+                  << ", ping " << opts_.ping_ms << " ms)";
   return Status::Ok();
 }
 
 Status Controller::Impl::WriteConnectionFiles() {
-  SHOAL_RETURN_NOT_OK(wire::WriteJsonFile(profile_.engine_file(), wire::EngineFileJson(engine_info_)));
+  SHOAL_RETURN_NOT_OK(
+      wire::WriteJsonFile(profile_.engine_file(), wire::EngineFileJson(engine_info_)));
   return wire::WriteJsonFile(profile_.client_file(), wire::ClientFileJson(client_info_));
 }
 
@@ -209,17 +210,39 @@ Status Controller::Impl::Run() {
 void Controller::Impl::Dispatch(Channel ch, Frames&& frames) {
   try {
     switch (ch) {
-      case Channel::kQuery: OnQuery(std::move(frames)); break;
-      case Channel::kMuxClient: OnMuxFromClient(std::move(frames)); break;
-      case Channel::kMuxEngine: OnMuxFromEngine(std::move(frames)); break;
-      case Channel::kControlClient: OnControlFromClient(std::move(frames)); break;
-      case Channel::kControlEngine: OnControlFromEngine(std::move(frames)); break;
-      case Channel::kTaskClient: OnTaskFromClient(std::move(frames)); break;
-      case Channel::kTaskEngine: OnTaskFromEngine(std::move(frames)); break;
-      case Channel::kBroadcastClient: OnBroadcastFromClient(std::move(frames)); break;
-      case Channel::kBroadcastEngine: OnBroadcastFromEngine(std::move(frames)); break;
-      case Channel::kIopubEngine: OnIopub(std::move(frames)); break;
-      case Channel::kPong: OnPong(std::move(frames)); break;
+      case Channel::kQuery:
+        OnQuery(std::move(frames));
+        break;
+      case Channel::kMuxClient:
+        OnMuxFromClient(std::move(frames));
+        break;
+      case Channel::kMuxEngine:
+        OnMuxFromEngine(std::move(frames));
+        break;
+      case Channel::kControlClient:
+        OnControlFromClient(std::move(frames));
+        break;
+      case Channel::kControlEngine:
+        OnControlFromEngine(std::move(frames));
+        break;
+      case Channel::kTaskClient:
+        OnTaskFromClient(std::move(frames));
+        break;
+      case Channel::kTaskEngine:
+        OnTaskFromEngine(std::move(frames));
+        break;
+      case Channel::kBroadcastClient:
+        OnBroadcastFromClient(std::move(frames));
+        break;
+      case Channel::kBroadcastEngine:
+        OnBroadcastFromEngine(std::move(frames));
+        break;
+      case Channel::kIopubEngine:
+        OnIopub(std::move(frames));
+        break;
+      case Channel::kPong:
+        OnPong(std::move(frames));
+        break;
     }
   } catch (const std::exception& e) {
     current_reply_ = nullptr;
@@ -240,15 +263,14 @@ bool Controller::Impl::DecodeOrLog(Frames&& frames, const char* channel,
 }
 
 void Controller::Impl::SendReply(zmq::socket_t& sock, const std::vector<std::string>& idents,
-                                 std::string_view msg_type, const Json& parent,
-                                 const Json& content, Frames buffers, const Json& metadata) {
+                                 std::string_view msg_type, const Json& parent, const Json& content,
+                                 Frames buffers, const Json& metadata) {
   Json header = wire::MakeHeader(msg_type, session_, username_);
   Frames f = wire::Encode(idents, header, parent, metadata, content, *signer_, std::move(buffers));
   ControllerSockets::SendFrames(sock, f);
 }
 
-void Controller::Impl::Notify(std::string_view msg_type, const Json& content,
-                              const Json& parent) {
+void Controller::Impl::Notify(std::string_view msg_type, const Json& content, const Json& parent) {
   SendReply(sk_->notification(), {}, msg_type, parent, content);
 }
 

@@ -144,13 +144,13 @@ class Controller::Impl : public TaskSink {
   bool state_dirty_ = false;
   std::optional<Micros> shutdown_at_;
   std::deque<std::pair<Micros, EngineInfo>> stranded_mux_;
-  Message* current_reply_ = nullptr;  // the engine reply OnEngineReply is handling
+  Message* current_reply_ = nullptr;      // the engine reply OnEngineReply is handling
   std::string scheduler_failure_reason_;  // evalue for the next DeliverFailure, if any
 
   // Coalescing broadcasts waiting for replies, by original msg_id.
   struct Coalescing {
     std::string client_rid;
-    std::vector<std::pair<std::string, int>> expected;  // (uuid, id) of targets
+    std::vector<std::pair<std::string, int>> expected;     // (uuid, id) of targets
     std::vector<std::pair<std::string, Message>> replies;  // (uuid, reply)
   };
   std::map<std::string, Coalescing> coalescing_;

@@ -10,13 +10,12 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "shoal/common/clock.h"
 #include "shoal/status.h"
@@ -72,7 +71,7 @@ class EngineRegistry {
   std::unordered_map<std::string, Pending> pending_;
   // Indexes over pending_, so that a registration storm of thousands of engines costs
   // O(log n) per engine rather than a scan of every pending one.
-  std::map<int, std::string> pending_ids_;                // id -> uuid
+  std::map<int, std::string> pending_ids_;              // id -> uuid
   std::set<std::pair<Micros, std::string>> deadlines_;  // (deadline, uuid)
   int next_id_ = 0;
 };

@@ -106,15 +106,16 @@ void Hub::OnRequest(wire::Message& request, const std::string& queue,
   auto make_record = [&](Json header, Json metadata) {
     store::Record rec;
     rec.fields = NewRecordFields(std::move(header), std::move(metadata),
-                                 PartOrParse(request.content, request, wire::kContentOffset),
-                                 queue, engine_uuid);
+                                 PartOrParse(request.content, request, wire::kContentOffset), queue,
+                                 engine_uuid);
     for (size_t i = 0; i < request.num_buffers(); ++i)
       rec.buffers.push_back(
           BlobFromFrame(request.frames[request.delim + wire::kFirstBufferOffset + i]));
     return rec;
   };
   // The parsed header and metadata move into the record: callers only forward frames after.
-  Status st = store_.Add(msg_id, make_record(std::move(request.header), std::move(request.metadata)));
+  Status st =
+      store_.Add(msg_id, make_record(std::move(request.header), std::move(request.metadata)));
   if (st.code() == StatusCode::kAlreadyExists) {
     // iopub output arrived before the request: merge, keeping what the output recorded.
     Json none;
@@ -380,8 +381,7 @@ QueryReply Hub::Results(const Json& content) {
 
 QueryReply Hub::History() {
   auto h = store_.History();
-  if (!h.ok())
-    return {msg::kHistoryReply, ErrorContent("KeyError", h.status().message()), {}};
+  if (!h.ok()) return {msg::kHistoryReply, ErrorContent("KeyError", h.status().message()), {}};
   return {msg::kHistoryReply, {{"status", "ok"}, {"history", *h}}, {}};
 }
 
@@ -456,8 +456,8 @@ QueryReply Hub::Purge(const Json& content) {
       const EngineInfo* info = e.is_number_integer() ? registry_.FindById(e.get<int>()) : nullptr;
       if (!info)
         return {msg::kPurgeReply, ErrorContent("IndexError", "No such engine: " + e.dump()), {}};
-      auto n = store_.DropMatching(
-          {{"engine_uuid", info->uuid}, {"completed", {{"$ne", nullptr}}}});
+      auto n =
+          store_.DropMatching({{"engine_uuid", info->uuid}, {"completed", {{"$ne", nullptr}}}});
       if (!n.ok())
         return {msg::kPurgeReply, ErrorContent("RuntimeError", n.status().message()), {}};
       completed_.erase(info->id);

@@ -98,8 +98,8 @@ class Hub {
   };
   static constexpr size_t kRecentCompleted = 10000;
   std::unordered_map<int, Completed> completed_;
-  std::unordered_map<std::string, int> mux_engine_;                  // pending mux -> engine id
-  std::unordered_map<std::string, int> task_engine_;                 // assigned task -> id
+  std::unordered_map<std::string, int> mux_engine_;   // pending mux -> engine id
+  std::unordered_map<std::string, int> task_engine_;  // assigned task -> id
 };
 
 }  // namespace shoal::controller

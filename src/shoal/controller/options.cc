@@ -210,7 +210,8 @@ Result<std::vector<int>> ParsePortList(const std::string& text) {
   size_t pos = 0;
   while (pos <= text.size()) {
     size_t comma = text.find(',', pos);
-    std::string part = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    std::string part =
+        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     size_t dash = part.find('-');
     auto first = ToInt("ports", part.substr(0, dash));
     if (!first.ok()) return first.status();
@@ -227,7 +228,8 @@ Result<std::vector<int>> ParsePortList(const std::string& text) {
     pos = comma + 1;
   }
   for (int p : out)
-    if (p < 1 || p > 65535) return Status::InvalidArgument("port out of range: " + std::to_string(p));
+    if (p < 1 || p > 65535)
+      return Status::InvalidArgument("port out of range: " + std::to_string(p));
   return out;
 }
 

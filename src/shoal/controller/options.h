@@ -28,23 +28,23 @@ enum class DbBackend { kMemory, kSqlite, kNone };
 struct ControllerOptions {
   wire::ProfileArgs profile;
   int log_level = 20;
-  int ping_ms = 3000;                  // HeartMonitor.period
-  int max_heartmonitor_misses = 10;    // HeartMonitor.max_heartmonitor_misses
+  int ping_ms = 3000;                         // HeartMonitor.period
+  int max_heartmonitor_misses = 10;           // HeartMonitor.max_heartmonitor_misses
   std::optional<int> registration_timeout_s;  // default max(30, period_ms/100) s
   DbBackend db = DbBackend::kMemory;
-  std::string sqlite_location;         // SQLiteDB.location (default: profile dir)
+  std::string sqlite_location;  // SQLiteDB.location (default: profile dir)
   std::string sqlite_filename = "tasks.db";
   std::string sqlite_table = "ipython-tasks";
-  size_t record_limit = 1024;          // DictDB.record_limit
-  uint64_t size_limit = 1ull << 30;    // DictDB.size_limit (bytes)
+  size_t record_limit = 1024;        // DictDB.record_limit
+  uint64_t size_limit = 1ull << 30;  // DictDB.size_limit (bytes)
   double cull_fraction = 0.1;
   std::string transport = "tcp";
-  std::string ip = "127.0.0.1";        // both sides unless engine_ip / client_ip are set
+  std::string ip = "127.0.0.1";  // both sides unless engine_ip / client_ip are set
   std::string engine_ip, client_ip;
-  std::string location;                // default: this host's name
+  std::string location;  // default: this host's name
   std::string ssh, engine_ssh;
-  std::string scheme = "leastload";    // TaskScheduler.scheme_name
-  int hwm = 1;                         // TaskScheduler.hwm
+  std::string scheme = "leastload";  // TaskScheduler.scheme_name
+  int hwm = 1;                       // TaskScheduler.hwm
   int regport = 0;
   std::vector<int> ports, engine_ports, client_ports;
   bool reuse_files = false;
@@ -54,10 +54,10 @@ struct ControllerOptions {
   bool enable_curve = false;
   std::string curve_secretkey, curve_publickey;  // Z85; generated when empty
   int broadcast_depth = 1;
-  uint64_t max_message_bytes = 0;      // 0 = no limit
+  uint64_t max_message_bytes = 0;  // 0 = no limit
   bool show_version = false;
   bool show_help = false;
-  std::vector<std::string> warnings;   // ignored options, reported by the app at start-up
+  std::vector<std::string> warnings;  // ignored options, reported by the app at start-up
 
   int RegistrationTimeoutSeconds() const {
     return registration_timeout_s.value_or(std::max(30, ping_ms / 100));

@@ -53,9 +53,13 @@ TEST(ControllerOptions, AliasesFlagsAndTraits) {
        }},
       {{"--HeartMonitor.period=200"}, [](auto& o) { EXPECT_EQ(o.ping_ms, 200); }},
       {{"--ports=10101-10103,10110"},
-       [](auto& o) { EXPECT_EQ(o.ports, (std::vector<int>{10101, 10102, 10103, 10110})); }},
+       [](auto& o) {
+         EXPECT_EQ(o.ports, (std::vector<int>{10101, 10102, 10103, 10110}));
+       }},
       {{"--IPController.ports=[10101, 10102]"},
-       [](auto& o) { EXPECT_EQ(o.ports, (std::vector<int>{10101, 10102})); }},
+       [](auto& o) {
+         EXPECT_EQ(o.ports, (std::vector<int>{10101, 10102}));
+       }},
       {{"--reuse"}, [](auto& o) { EXPECT_TRUE(o.reuse_files); }},
       {{"--restore"},
        [](auto& o) {
@@ -83,8 +87,7 @@ TEST(ControllerOptions, AliasesFlagsAndTraits) {
        }},
       {{"--version"}, [](auto& o) { EXPECT_TRUE(o.show_version); }},
       {{"--help-all"}, [](auto& o) { EXPECT_TRUE(o.show_help); }},
-      {{"--IPController.use_threads=True"},
-       [](auto& o) { EXPECT_EQ(o.warnings.size(), 1u); }},
+      {{"--IPController.use_threads=True"}, [](auto& o) { EXPECT_EQ(o.warnings.size(), 1u); }},
       {{"--ping=2000"}, [](auto& o) { EXPECT_EQ(o.RegistrationTimeoutSeconds(), 30); }},
       {{"--ping=5000"}, [](auto& o) { EXPECT_EQ(o.RegistrationTimeoutSeconds(), 50); }},
   };

@@ -23,14 +23,14 @@ void Controller::Impl::SendToEngineSocket(zmq::socket_t& sock, const std::string
 void Controller::Impl::FlushOutbox() {
   for (auto it = outbox_.begin(); it != outbox_.end();) {
     if (!registry_.FindByUuid(it->first)) {
-      SHOAL_LOG(Warn) << "dropping " << it->second.size() << " messages for engine "
-                      << it->first << ", which left before it connected";
+      SHOAL_LOG(Warn) << "dropping " << it->second.size() << " messages for engine " << it->first
+                      << ", which left before it connected";
       it = outbox_.erase(it);
       continue;
     }
     auto& queue = it->second;
-    while (!queue.empty() && ControllerSockets::TrySendToPeer(*queue.front().sock,
-                                                              queue.front().frames))
+    while (!queue.empty() &&
+           ControllerSockets::TrySendToPeer(*queue.front().sock, queue.front().frames))
       queue.pop_front();
     it = queue.empty() ? outbox_.erase(it) : std::next(it);
   }

@@ -9,14 +9,17 @@ namespace shoal::controller {
 Status ZmqStatus(const zmq::error_t& e, const std::string& context) {
   std::string msg = context + ": " + e.what();
   switch (e.num()) {
-    case EADDRINUSE: return Status::Unavailable(msg);
-    case ETERM: return Status::Cancelled(msg);
+    case EADDRINUSE:
+      return Status::Unavailable(msg);
+    case ETERM:
+      return Status::Cancelled(msg);
     case EINVAL:
     case EPROTONOSUPPORT:
     case ENOCOMPATPROTO:
     case ENODEV:
       return Status::InvalidArgument(msg);
-    default: return Status::IOError(msg);
+    default:
+      return Status::IOError(msg);
   }
 }
 
@@ -109,8 +112,8 @@ Result<std::unique_ptr<ControllerSockets>> ControllerSockets::Bind(const SocketP
   auto& E = s->engine_ports_;
   auto& C = s->client_ports_;
 
-  auto make = [&](std::unique_ptr<zmq::socket_t>& dst, zmq::socket_type t,
-                  const std::string& id, Channel ch, bool readable) -> Status {
+  auto make = [&](std::unique_ptr<zmq::socket_t>& dst, zmq::socket_type t, const std::string& id,
+                  Channel ch, bool readable) -> Status {
     bool engine_router = ch == Channel::kMuxEngine || ch == Channel::kControlEngine ||
                          ch == Channel::kTaskEngine || ch == Channel::kBroadcastEngine;
     SHOAL_ASSIGN_OR_RETURN(dst, s->Make(t, id, engine_router));
@@ -141,30 +144,39 @@ Result<std::unique_ptr<ControllerSockets>> ControllerSockets::Bind(const SocketP
   SHOAL_RETURN_NOT_OK(make(s->notification_, zmq::socket_type::pub, "", Channel::kQuery, false));
   SHOAL_RETURN_NOT_OK(bind(*s->notification_, false, cc.notification, C.notification));
 
-  SHOAL_RETURN_NOT_OK(make(s->mux_client_, zmq::socket_type::router, "mux_in", Channel::kMuxClient, true));
+  SHOAL_RETURN_NOT_OK(
+      make(s->mux_client_, zmq::socket_type::router, "mux_in", Channel::kMuxClient, true));
   SHOAL_RETURN_NOT_OK(bind(*s->mux_client_, false, cc.mux, C.mux));
-  SHOAL_RETURN_NOT_OK(make(s->mux_engine_, zmq::socket_type::router, "mux_out", Channel::kMuxEngine, true));
+  SHOAL_RETURN_NOT_OK(
+      make(s->mux_engine_, zmq::socket_type::router, "mux_out", Channel::kMuxEngine, true));
   SHOAL_RETURN_NOT_OK(bind(*s->mux_engine_, true, ce.mux, E.mux));
 
-  SHOAL_RETURN_NOT_OK(make(s->control_client_, zmq::socket_type::router, "control_in", Channel::kControlClient, true));
+  SHOAL_RETURN_NOT_OK(make(s->control_client_, zmq::socket_type::router, "control_in",
+                           Channel::kControlClient, true));
   SHOAL_RETURN_NOT_OK(bind(*s->control_client_, false, cc.control, C.control));
-  SHOAL_RETURN_NOT_OK(make(s->control_engine_, zmq::socket_type::router, "control_out", Channel::kControlEngine, true));
+  SHOAL_RETURN_NOT_OK(make(s->control_engine_, zmq::socket_type::router, "control_out",
+                           Channel::kControlEngine, true));
   SHOAL_RETURN_NOT_OK(bind(*s->control_engine_, true, ce.control, E.control));
 
-  SHOAL_RETURN_NOT_OK(make(s->task_client_, zmq::socket_type::router, "task_in", Channel::kTaskClient, true));
+  SHOAL_RETURN_NOT_OK(
+      make(s->task_client_, zmq::socket_type::router, "task_in", Channel::kTaskClient, true));
   SHOAL_RETURN_NOT_OK(bind(*s->task_client_, false, cc.task, C.task));
-  SHOAL_RETURN_NOT_OK(make(s->task_engine_, zmq::socket_type::router, "task_out", Channel::kTaskEngine, true));
+  SHOAL_RETURN_NOT_OK(
+      make(s->task_engine_, zmq::socket_type::router, "task_out", Channel::kTaskEngine, true));
   SHOAL_RETURN_NOT_OK(bind(*s->task_engine_, true, ce.task, E.task));
 
-  SHOAL_RETURN_NOT_OK(make(s->broadcast_client_, zmq::socket_type::router, "sub_scheduler_0", Channel::kBroadcastClient, true));
+  SHOAL_RETURN_NOT_OK(make(s->broadcast_client_, zmq::socket_type::router, "sub_scheduler_0",
+                           Channel::kBroadcastClient, true));
   {
     int p;
-    SHOAL_RETURN_NOT_OK(bind(*s->broadcast_client_, false, cc.broadcast.empty() ? 0 : cc.broadcast[0], p));
+    SHOAL_RETURN_NOT_OK(
+        bind(*s->broadcast_client_, false, cc.broadcast.empty() ? 0 : cc.broadcast[0], p));
     C.broadcast = {p};
   }
   // One ROUTER stands for every leaf scheduler: each engine connects to exactly one leaf
   // port, so a single identity never collides on an engine's shell socket.
-  SHOAL_RETURN_NOT_OK(make(s->broadcast_engine_, zmq::socket_type::router, "sub_scheduler_00", Channel::kBroadcastEngine, true));
+  SHOAL_RETURN_NOT_OK(make(s->broadcast_engine_, zmq::socket_type::router, "sub_scheduler_00",
+                           Channel::kBroadcastEngine, true));
   for (int leaf = 0; leaf < std::max(1, plan.broadcast_leaves); ++leaf) {
     int p;
     int reuse_port = leaf < static_cast<int>(ce.broadcast.size()) ? ce.broadcast[leaf] : 0;
@@ -172,10 +184,12 @@ Result<std::unique_ptr<ControllerSockets>> ControllerSockets::Bind(const SocketP
     E.broadcast.push_back(p);
   }
 
-  SHOAL_RETURN_NOT_OK(make(s->iopub_engine_, zmq::socket_type::sub, "", Channel::kIopubEngine, true));
+  SHOAL_RETURN_NOT_OK(
+      make(s->iopub_engine_, zmq::socket_type::sub, "", Channel::kIopubEngine, true));
   s->iopub_engine_->set(zmq::sockopt::subscribe, "");
   SHOAL_RETURN_NOT_OK(bind(*s->iopub_engine_, true, ce.iopub, E.iopub));
-  SHOAL_RETURN_NOT_OK(make(s->iopub_client_, zmq::socket_type::pub, "", Channel::kIopubEngine, false));
+  SHOAL_RETURN_NOT_OK(
+      make(s->iopub_client_, zmq::socket_type::pub, "", Channel::kIopubEngine, false));
   SHOAL_RETURN_NOT_OK(bind(*s->iopub_client_, false, cc.iopub, C.iopub));
 
   SHOAL_RETURN_NOT_OK(make(s->hb_ping_, zmq::socket_type::pub, "", Channel::kPong, false));
@@ -192,8 +206,7 @@ void ControllerSockets::Poll(long timeout_ms,
                              const std::function<void(Channel, wire::Frames&&)>& handler) {
   std::vector<zmq::pollitem_t> items;
   items.reserve(readable_.size());
-  for (auto& [sock, ch] : readable_)
-    items.push_back({static_cast<void*>(*sock), 0, ZMQ_POLLIN, 0});
+  for (auto& [sock, ch] : readable_) items.push_back({static_cast<void*>(*sock), 0, ZMQ_POLLIN, 0});
   try {
     zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
   } catch (const zmq::error_t& e) {

@@ -12,7 +12,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "shoal/status.h"
@@ -43,7 +42,7 @@ struct SocketPlan {
   int broadcast_leaves = 2;
   bool enable_curve = false;
   std::string curve_secretkey, curve_publickey;  // generated when empty
-  bool reuse = false;                             // bind exactly these ports:
+  bool reuse = false;                            // bind exactly these ports:
   wire::ChannelPorts reuse_client, reuse_engine;
 };
 
@@ -96,9 +95,9 @@ class ControllerSockets {
   bool curve_ = false;
   std::string curve_secret_, curve_public_;
   int ipc_counter_ = 0;
-  std::unique_ptr<zmq::socket_t> query_, notification_, mux_client_, mux_engine_,
-      control_client_, control_engine_, task_client_, task_engine_, broadcast_client_,
-      broadcast_engine_, iopub_engine_, iopub_client_, hb_ping_, hb_pong_;
+  std::unique_ptr<zmq::socket_t> query_, notification_, mux_client_, mux_engine_, control_client_,
+      control_engine_, task_client_, task_engine_, broadcast_client_, broadcast_engine_,
+      iopub_engine_, iopub_client_, hb_ping_, hb_pong_;
   std::vector<std::pair<zmq::socket_t*, Channel>> readable_;
   std::string client_interface_, engine_interface_;
   wire::ChannelPorts client_ports_, engine_ports_;

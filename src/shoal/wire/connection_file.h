@@ -6,11 +6,10 @@
 // Thread rule: plain functions and values.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "shoal/status.h"
 
@@ -23,15 +22,15 @@ struct ChannelPorts {
   int mux = 0;
   int task = 0;
   int iopub = 0;
-  int notification = 0;           // client side only
-  int hb_ping = 0, hb_pong = 0;   // engine side only
-  std::vector<int> broadcast;     // client: one port; engine: one per leaf scheduler
+  int notification = 0;          // client side only
+  int hb_ping = 0, hb_pong = 0;  // engine side only
+  std::vector<int> broadcast;    // client: one port; engine: one per leaf scheduler
 };
 
 struct ConnectionInfo {
   std::string interface = "tcp://127.0.0.1";  // transport://ip
-  std::string location;                        // controller host name
-  std::string key;                             // HMAC key ("" = no signing)
+  std::string location;                       // controller host name
+  std::string key;                            // HMAC key ("" = no signing)
   std::string signature_scheme = "hmac-sha256";
   std::string ssh;
   std::string task_scheme = "leastload";       // client file only
@@ -66,8 +65,8 @@ struct ProfileDir {
 
   std::string security_dir() const { return path + "/security"; }
   std::string log_dir() const { return path + "/log"; }
-  std::string client_file() const;  // security/ipcontroller[-id]-client.json
-  std::string engine_file() const;  // security/ipcontroller[-id]-engine.json
+  std::string client_file() const;         // security/ipcontroller[-id]-client.json
+  std::string engine_file() const;         // security/ipcontroller[-id]-engine.json
   std::string engines_state_file() const;  // log/engines<id>.json
   std::string sqlite_file() const { return path + "/tasks.db"; }
 };

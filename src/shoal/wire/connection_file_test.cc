@@ -12,16 +12,23 @@ ConnectionInfo Sample() {
   ConnectionInfo info;
   info.key = "fc10a910-d2867579865eb7572f23a6f3";
   info.location = "node1";
-  info.ports = {.registration = 1, .control = 2, .mux = 3, .task = 4, .iopub = 5,
-                .notification = 6, .hb_ping = 7, .hb_pong = 8, .broadcast = {9, 10}};
+  info.ports = {.registration = 1,
+                .control = 2,
+                .mux = 3,
+                .task = 4,
+                .iopub = 5,
+                .notification = 6,
+                .hb_ping = 7,
+                .hb_pong = 8,
+                .broadcast = {9, 10}};
   return info;
 }
 
 TEST(ConnectionFile, ClientFileHasEveryField) {
   auto j = ClientFileJson(Sample());
-  for (const char* k : {"ssh", "interface", "registration", "control", "mux", "task",
-                        "task_scheme", "iopub", "notification", "broadcast", "key",
-                        "curve_serverkey", "location", "pack", "unpack", "signature_scheme"})
+  for (const char* k : {"ssh", "interface", "registration", "control", "mux", "task", "task_scheme",
+                        "iopub", "notification", "broadcast", "key", "curve_serverkey", "location",
+                        "pack", "unpack", "signature_scheme"})
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_EQ(j.size(), 16u);
   EXPECT_EQ(j["broadcast"], 9);
@@ -30,9 +37,9 @@ TEST(ConnectionFile, ClientFileHasEveryField) {
 
 TEST(ConnectionFile, EngineFileHasEveryField) {
   auto j = EngineFileJson(Sample());
-  for (const char* k : {"ssh", "interface", "registration", "control", "mux", "task", "iopub",
-                        "hb_ping", "hb_pong", "broadcast", "key", "curve_serverkey", "location",
-                        "pack", "unpack", "signature_scheme"})
+  for (const char* k :
+       {"ssh", "interface", "registration", "control", "mux", "task", "iopub", "hb_ping", "hb_pong",
+        "broadcast", "key", "curve_serverkey", "location", "pack", "unpack", "signature_scheme"})
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_EQ(j["broadcast"], nlohmann::json({9, 10}));
   EXPECT_FALSE(j.contains("notification"));

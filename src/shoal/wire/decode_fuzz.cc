@@ -25,8 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t start = 0;
   while (frames.size() < 64) {
     size_t sep = in.find(std::string_view("\xff\x00", 2), start);
-    std::string_view part = in.substr(start, sep == std::string_view::npos ? in.size() - start
-                                                                            : sep - start);
+    std::string_view part =
+        in.substr(start, sep == std::string_view::npos ? in.size() - start : sep - start);
     frames.emplace_back(part.data(), part.size());
     if (sep == std::string_view::npos) break;
     start = sep + 2;
@@ -42,8 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)msg.msg_type();
     (void)msg.parent_msg_id();
     auto signer = std::move(shoal::wire::Signer::Create("").value());
-    auto out = shoal::wire::Encode({"x"}, msg.header, msg.parent, msg.metadata, msg.content,
-                                   *signer);
+    auto out =
+        shoal::wire::Encode({"x"}, msg.header, msg.parent, msg.metadata, msg.content, *signer);
     (void)out;
   }
   return 0;

@@ -38,8 +38,8 @@ struct Parsed {
 
 bool Match(std::string_view s, Parsed& p) {
   if (!Digits(s, 0, 4) || s.size() < 19 || s[4] != '-' || !Digits(s, 5, 2) || s[7] != '-' ||
-      !Digits(s, 8, 2) || s[10] != 'T' || !Digits(s, 11, 2) || s[13] != ':' ||
-      !Digits(s, 14, 2) || s[16] != ':' || !Digits(s, 17, 2))
+      !Digits(s, 8, 2) || s[10] != 'T' || !Digits(s, 11, 2) || s[13] != ':' || !Digits(s, 14, 2) ||
+      s[16] != ':' || !Digits(s, 17, 2))
     return false;
   p.year = Num(s, 0, 4);
   p.month = Num(s, 5, 2);
@@ -105,12 +105,13 @@ bool LooksLikeIsoDate(std::string_view text) {
 
 Result<Micros> ParseIsoDate(std::string_view text) {
   Parsed p;
-  if (!Match(text, p)) return Status::InvalidArgument("not an ISO date: '" + std::string(text) + "'");
+  if (!Match(text, p))
+    return Status::InvalidArgument("not an ISO date: '" + std::string(text) + "'");
   if (p.month < 1 || p.month > 12 || p.day < 1 || p.day > 31 || p.hour > 23 || p.minute > 59 ||
       p.second > 60)
     return Status::InvalidArgument("date field out of range: '" + std::string(text) + "'");
-  int64_t secs = DaysFromCivil(p.year, p.month, p.day) * 86400 + p.hour * 3600 + p.minute * 60 +
-                 p.second;
+  int64_t secs =
+      DaysFromCivil(p.year, p.month, p.day) * 86400 + p.hour * 3600 + p.minute * 60 + p.second;
   if (p.has_offset) {
     secs -= p.offset_seconds;
   } else {

@@ -3,10 +3,9 @@
 // which a malformed but signed message must never turn into a crash).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 namespace shoal::wire {
 

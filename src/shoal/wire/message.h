@@ -10,12 +10,11 @@
 // Thread rule: Messages are values owned by one thread at a time.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
 #include "shoal/status.h"
@@ -45,12 +44,12 @@ inline std::string_view View(const zmq::message_t& m) {
 }
 
 struct Message {
-  Frames frames;      // all frames, identities first
-  size_t delim = 0;   // index of the delimiter frame
-  Json header;        // parsed when asked (always, in practice)
-  Json parent;        // parsed when asked
-  Json metadata;      // parsed when asked
-  Json content;       // parsed when asked; null otherwise
+  Frames frames;     // all frames, identities first
+  size_t delim = 0;  // index of the delimiter frame
+  Json header;       // parsed when asked (always, in practice)
+  Json parent;       // parsed when asked
+  Json metadata;     // parsed when asked
+  Json content;      // parsed when asked; null otherwise
 
   size_t num_identities() const { return delim; }
   std::string_view identity(size_t i) const { return View(frames[i]); }
@@ -87,8 +86,7 @@ Json MakeHeader(std::string_view msg_type, std::string_view session, std::string
 
 // Builds frames: identities, delimiter, signature, the four JSON parts, then buffers (moved).
 Frames Encode(const std::vector<std::string>& identities, const Json& header, const Json& parent,
-              const Json& metadata, const Json& content, const Signer& signer,
-              Frames buffers = {});
+              const Json& metadata, const Json& content, const Signer& signer, Frames buffers = {});
 
 // Re-signs a message whose signed parts were edited: replaces frames from the header on with
 // the dumps of the given JSON values (keeping identities and buffers) and a new signature.

@@ -157,8 +157,8 @@ TEST(Decode, OversizedMessagesAreRefused) {
   Json h = MakeHeader("apply_request", "s", "u");
   Frames buffers;
   buffers.emplace_back(std::string(2000, 'x').data(), 2000);
-  Frames f = Encode({}, h, Json::object(), Json::object(), Json::object(), *signer,
-                    std::move(buffers));
+  Frames f =
+      Encode({}, h, Json::object(), Json::object(), Json::object(), *signer, std::move(buffers));
   Message m;
   DecodeOptions opts;
   opts.max_bytes = 1000;
