@@ -3,42 +3,16 @@
 #include <cstdlib>
 #include <map>
 
+#include "shoal/common/cli_args.h"
 #include "shoal/common/log.h"
 
 namespace shoal::controller {
 namespace {
 
-Result<int> ToInt(const std::string& name, const std::string& v) {
-  try {
-    size_t used = 0;
-    long long x = std::stoll(v, &used);
-    if (used == v.size()) return static_cast<int>(x);
-  } catch (...) {
-  }
-  return Status::InvalidArgument("--" + name + ": expected an integer, got '" + v + "'");
-}
-
-Result<double> ToDouble(const std::string& name, const std::string& v) {
-  try {
-    size_t used = 0;
-    double x = std::stod(v, &used);
-    if (used == v.size()) return x;
-  } catch (...) {
-  }
-  return Status::InvalidArgument("--" + name + ": expected a number, got '" + v + "'");
-}
-
-Result<bool> ToBool(const std::string& name, const std::string& v) {
-  if (v == "True" || v == "true" || v == "1") return true;
-  if (v == "False" || v == "false" || v == "0") return false;
-  return Status::InvalidArgument("--" + name + ": expected True or False, got '" + v + "'");
-}
-
-std::string Unquote(std::string v) {
-  if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'') && v.back() == v.front())
-    return v.substr(1, v.size() - 2);
-  return v;
-}
+using cli::ToBool;
+using cli::ToDouble;
+using cli::ToInt;
+using cli::Unquote;
 
 Result<DbBackend> ToDb(const std::string& v) {
   std::string c = Unquote(v);
@@ -199,11 +173,6 @@ Status ApplyTrait(ControllerOptions& o, const std::string& trait, const std::str
 
 }  // namespace
 
-std::optional<std::string> GetEnv(const std::string& name) {
-  const char* v = std::getenv(name.c_str());
-  if (!v) return std::nullopt;
-  return std::string(v);
-}
 
 Result<std::vector<int>> ParsePortList(const std::string& text) {
   std::vector<int> out;
@@ -260,20 +229,17 @@ Result<ControllerOptions> ParseControllerArgs(const std::vector<std::string>& ar
       {"h", [](auto& o) { o.show_help = true; }},
   };
 
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a.rfind("--", 0) != 0 && !(a == "-h")) {
+  std::vector<cli::Arg> split = cli::SplitArgs(args);
+  for (size_t i = 0; i < split.size(); ++i) {
+    const cli::Arg& arg = split[i];
+    const std::string& a = arg.text;
+    if (arg.positional || (a.rfind("--", 0) != 0 && a != "-h")) {
       o.warnings.push_back("ignoring extra argument '" + a + "'");
       continue;
     }
-    std::string body = a.substr(a == "-h" ? 1 : 2);
-    std::string name = body, value;
-    bool has_value = false;
-    if (auto eq = body.find('='); eq != std::string::npos) {
-      name = body.substr(0, eq);
-      value = body.substr(eq + 1);
-      has_value = true;
-    }
+    const std::string& name = arg.name;
+    std::string value = arg.value;
+    bool has_value = arg.has_value;
     if (name == "mongodb") return Status::InvalidArgument("--mongodb: MongoDB is not supported");
     if (!has_value) {
       if (auto f = kFlags.find(name); f != kFlags.end()) {
@@ -290,8 +256,8 @@ Result<ControllerOptions> ParseControllerArgs(const std::vector<std::string>& ar
       return Status::InvalidArgument("unrecognized argument '" + a + "' (see --help)");
     }
     if (!has_value) {
-      if (i + 1 >= args.size()) return Status::InvalidArgument("--" + name + " needs a value");
-      value = args[++i];
+      if (i + 1 >= split.size()) return Status::InvalidArgument("--" + name + " needs a value");
+      value = split[++i].text;
     }
     SHOAL_RETURN_NOT_OK(ApplyTrait(o, trait, value));
   }

@@ -14,14 +14,14 @@
 #include <string>
 #include <vector>
 
+#include "shoal/common/cli_args.h"
 #include "shoal/status.h"
 #include "shoal/wire/connection_file.h"
+#include "shoal/wire/version.h"
 
 namespace shoal::controller {
 
-// The IPython Parallel release whose protocol and command line shoal-controller speaks;
-// `--version` prints it because launchers and tests compare it with ipyparallel.__version__.
-inline constexpr const char* kCompatibleIppVersion = "7.1.0";
+using wire::kCompatibleIppVersion;
 
 enum class DbBackend { kMemory, kSqlite, kNone };
 
@@ -64,10 +64,8 @@ struct ControllerOptions {
   }
 };
 
-using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
-
-// The real environment.
-std::optional<std::string> GetEnv(const std::string& name);
+using cli::EnvLookup;
+using cli::GetEnv;
 
 // Parses argv[1..] (without the program name). kInvalidArgument with a message naming the
 // argument for malformed values; unknown traitlets assignments are accepted with a warning.

@@ -139,6 +139,22 @@ Frames Encode(const std::vector<std::string>& identities, const Json& header, co
   return out;
 }
 
+Frames EncodeParts(const std::vector<zmq::message_t>& identities, std::string_view header,
+                   std::string_view parent, std::string_view metadata, std::string_view content,
+                   const Signer& signer, Frames buffers) {
+  Frames out;
+  out.reserve(identities.size() + kFirstBufferOffset + buffers.size());
+  for (const auto& id : identities) out.emplace_back(id.data(), id.size());
+  out.emplace_back(kDelimiter.data(), kDelimiter.size());
+  out.push_back(FromString(signer.Sign(header, parent, metadata, content)));
+  out.emplace_back(header.data(), header.size());
+  out.emplace_back(parent.data(), parent.size());
+  out.emplace_back(metadata.data(), metadata.size());
+  out.emplace_back(content.data(), content.size());
+  for (auto& b : buffers) out.push_back(std::move(b));
+  return out;
+}
+
 void Resign(Message& msg, const Json& header, const Json& parent, const Json& metadata,
             const Signer& signer) {
   std::string h = Dump(header), p = Dump(parent), m = Dump(metadata);

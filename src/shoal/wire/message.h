@@ -88,6 +88,12 @@ Json MakeHeader(std::string_view msg_type, std::string_view session, std::string
 Frames Encode(const std::vector<std::string>& identities, const Json& header, const Json& parent,
               const Json& metadata, const Json& content, const Signer& signer, Frames buffers = {});
 
+// Like Encode, for parts that are already JSON text (e.g. a request's header frame reused
+// as the reply's parent). Identity frames are copied from `identities`.
+Frames EncodeParts(const std::vector<zmq::message_t>& identities, std::string_view header,
+                   std::string_view parent, std::string_view metadata, std::string_view content,
+                   const Signer& signer, Frames buffers = {});
+
 // Re-signs a message whose signed parts were edited: replaces frames from the header on with
 // the dumps of the given JSON values (keeping identities and buffers) and a new signature.
 void Resign(Message& msg, const Json& header, const Json& parent, const Json& metadata,
