@@ -61,8 +61,7 @@ class EngineRuntime:
         self._outlet = outlet
         _disable_stdin()
 
-        if EngineShell.initialized():
-            EngineShell.clear_instance()
+        _retire_previous_shell()
         self.shell = EngineShell.instance(
             outlet=outlet, config=_shell_config(options.get("shell_config"))
         )
@@ -234,6 +233,17 @@ class EngineRuntime:
                 _log_startup_failure("startup_script", traceback.format_exc().splitlines())
         shell._last_traceback = None
         self.flush_streams()
+
+
+def _retire_previous_shell():
+    """Drop the shell a previous runtime built (only tests build several per process)."""
+    if not EngineShell.initialized():
+        return
+    history = EngineShell.instance().history_manager
+    save_thread = getattr(history, "save_thread", None)
+    if save_thread is not None:
+        save_thread.stop()
+    EngineShell.clear_instance()
 
 
 def _safe_str(exc):
