@@ -180,9 +180,11 @@ class EngineRuntime:
         self.flush_streams()
 
     def flush_streams(self):
-        """Publish buffered stdout, then stderr, as iopub ``stream`` messages."""
+        """Publish buffered stdout, then stderr, as iopub ``stream`` messages, then any
+        messages other threads produced meanwhile."""
         self._stdout.publish_pending()
         self._stderr.publish_pending()
+        self._outlet.drain()
 
     @property
     def exit_requested(self):

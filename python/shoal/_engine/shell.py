@@ -9,6 +9,7 @@ replaced by an :class:`Outlet` that calls ``host.publish``.
 """
 
 import json
+import threading
 
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
@@ -33,18 +34,42 @@ def to_json(obj):
 class Outlet:
     """Where the shell's hooks send messages: ``host.publish`` plus the topic prefix.
 
+    ``host.publish`` may only run on the main thread, so messages produced on other
+    threads (``display()`` from a worker thread, say) are queued and sent by the next
+    :meth:`drain`, which the runtime's ``flush_streams`` calls.
+
     ``flush_streams`` is set by the runtime once its stdout/stderr exist, so that output
     printed before a display or an error reaches clients first (as ipykernel orders it).
     """
 
     def __init__(self, host, engine_id):
-        self.host_publish = host.publish
+        self._host_publish = host.publish
         self.prefix = f"engine.{engine_id}."
         self.flush_streams = _nothing
+        self._main_thread = threading.main_thread().ident
+        self._queued = []
+        self._lock = threading.Lock()
 
     def publish(self, msg_type, content, topic_suffix, buffers=()):
         """Publish ``content`` (a dict) on topic ``engine.<id>.<topic_suffix>``."""
-        self.host_publish(msg_type, to_json(content), self.prefix + topic_suffix, buffers)
+        self.publish_json(msg_type, to_json(content), self.prefix + topic_suffix, buffers)
+
+    def publish_json(self, msg_type, content_json, topic, buffers=()):
+        """Publish an encoded content on a full topic (queued off the main thread)."""
+        if threading.get_ident() == self._main_thread:
+            self._host_publish(msg_type, content_json, topic, buffers)
+        else:
+            with self._lock:
+                self._queued.append((msg_type, content_json, topic, buffers))
+
+    def drain(self):
+        """Send what other threads queued; does nothing off the main thread."""
+        if not self._queued or threading.get_ident() != self._main_thread:
+            return
+        with self._lock:
+            queued, self._queued = self._queued, []
+        for message in queued:
+            self._host_publish(*message)
 
 
 def _nothing():
@@ -114,7 +139,7 @@ class EngineDataPublisher:
 
         buffers = serialize_object(data, buffer_threshold=1024, item_threshold=64)
         content = to_json({"keys": list(data.keys())})
-        self._outlet.host_publish("data_message", content, "datapub", buffers)
+        self._outlet.publish_json("data_message", content, "datapub", buffers)
 
 
 class EngineShell(ZMQInteractiveShell):

@@ -51,7 +51,12 @@ class OutStream(io.TextIOBase):
         self._mark = _monotonic()
 
     def publish_pending(self):
-        """Publish everything buffered as one ``stream`` message (main thread only)."""
+        """Publish everything buffered as one ``stream`` message.
+
+        Does nothing off the main thread (the text waits for the next main-thread flush).
+        """
+        if threading.get_ident() != self._main_thread:
+            return
         with self._lock:
             parts, self._parts = self._parts, []
         self._mark = _monotonic()
@@ -87,10 +92,7 @@ class OutStream(io.TextIOBase):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         with self._lock:
             self._parts.append(text)
-        if (
-            _monotonic() - self._mark > FLUSH_INTERVAL
-            and threading.get_ident() == self._main_thread
-        ):
+        if _monotonic() - self._mark > FLUSH_INTERVAL:
             self.publish_pending()
         return len(text)
 
@@ -99,8 +101,7 @@ class OutStream(io.TextIOBase):
             self.write(line)
 
     def flush(self):
-        if threading.get_ident() == self._main_thread:
-            self.publish_pending()
+        self.publish_pending()
 
     def close(self):
         # Closing sys.stdout would break every later print; behave like a console that

@@ -124,3 +124,15 @@ def test_shell_config_from_command_line_strings(engine_factory):
     status, reply = runtime.execute("m", json.dumps({"code": "1/0", "silent": False}))
     assert status == "error"
     assert not any("\x1b[" in line for line in json.loads(reply)["traceback"])
+
+
+def test_display_from_a_thread_waits_for_the_main_thread(engine):
+    from IPython.display import display
+
+    runtime, host = engine
+    thread = threading.Thread(target=lambda: (print("text"), display("shown")))
+    thread.start()
+    thread.join()
+    assert host.messages == []
+    runtime.flush_streams()
+    assert [m.msg_type for m in host.messages] == ["stream", "display_data"]
