@@ -5,7 +5,6 @@ import signal
 import textwrap
 
 import numpy as np
-import pytest
 from ipyparallel import Reference
 from ipyparallel.serialize import deserialize_object, pack_apply_message
 
