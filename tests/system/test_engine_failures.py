@@ -9,12 +9,16 @@ stranded-task grace period).
 import time
 
 import pytest
+from ipyparallel import interactive
 
 from conftest import remote_errors, wait_until
 
 pytestmark = pytest.mark.limit(90)
 
 LATENCY_LIMIT_S = 3.0
+
+
+@interactive
 
 
 def _die(how, stamp_path):
@@ -76,11 +80,11 @@ def test_other_engine_unaffected_by_death(shoal_cluster, tmp_path):
     cl = shoal_cluster(n=2)
     rc = cl.client
     victim, survivor = rc.ids
-    ok = rc[survivor].apply_async(lambda: __import__("time").sleep(1) or "fine")
+    ok = rc[survivor].apply_async(interactive(lambda: __import__("time").sleep(1) or "fine"))
     doomed = rc[victim].apply_async(_die, "exit3", str(tmp_path / "stamp"))
     with pytest.raises(Exception) as info:
         doomed.get(timeout=30)
     assert [e[0] for e in remote_errors(info.value)] == ["EngineError"]
     assert ok.get(timeout=15) == "fine"
     assert wait_until(lambda: rc.ids == [survivor], 10), rc.ids
-    assert rc.load_balanced_view().apply_sync(lambda: 5) == 5
+    assert rc.load_balanced_view().apply_sync(interactive(lambda: 5)) == 5

@@ -8,6 +8,7 @@ import sysconfig
 import time
 
 import pytest
+from ipyparallel import interactive
 
 from conftest import PYTHON, engine_binary, wait_until
 
@@ -73,7 +74,7 @@ def test_startup_to_registered(start_controller, start_shoal_engines, ipp_client
     (eng,) = start_shoal_engines(ctl, 1)
     assert wait_until(lambda: rc.ids, 30, interval=0.01), f"not registered:\n{eng.log()}"
     registered = time.monotonic() - t0
-    reply = rc[rc.ids[0]].apply_sync(lambda: "ready")
+    reply = rc[rc.ids[0]].apply_sync(interactive(lambda: "ready"))
     first_reply = time.monotonic() - t0
     print(f"\nshoal-engine start-up: registered after {registered:.3f} s, "
           f"first apply answered after {first_reply:.3f} s")
@@ -93,7 +94,7 @@ def test_requested_id(start_controller, start_shoal_engines, ipp_client, how):
         start_shoal_engines(ctl, 1, env={"PMI_RANK": "5"})
     assert wait_until(lambda: rc.ids, 30), "engine did not register"
     assert rc.ids == [want]
-    assert rc[want].apply_sync(lambda: "hi") == "hi"
+    assert rc[want].apply_sync(interactive(lambda: "hi")) == "hi"
 
 
 def test_sigterm_leaves_promptly_and_exits_zero(shoal_cluster):
@@ -109,7 +110,7 @@ def test_sigterm_leaves_promptly_and_exits_zero(shoal_cluster):
     print(f"\nSIGTERM: engine left rc.ids after {left:.3f} s")
     assert status == 0, f"exit status {status}\n{proc.log()}"
     assert rc.ids == [i for i in rc.ids if i != target]
-    assert rc[rc.ids[0]].apply_sync(lambda: 1) == 1
+    assert rc[rc.ids[0]].apply_sync(interactive(lambda: 1)) == 1
 
 
 def test_sigterm_while_busy(shoal_cluster):
@@ -118,8 +119,8 @@ def test_sigterm_while_busy(shoal_cluster):
     rc = cl.client
     eid = rc.ids[0]
     proc = cl.engine_for(eid)
-    ar = rc[eid].apply_async(lambda: print("started", flush=True) or
-                             __import__("time").sleep(60))
+    ar = rc[eid].apply_async(interactive(lambda: print("started", flush=True) or
+                                         __import__("time").sleep(60)))
     assert wait_until(lambda: "started" in (ar.stdout or ""), 15)
     proc.signal(signal.SIGTERM)
     status = proc.wait_exit(10)
@@ -139,6 +140,8 @@ def test_pythonpath_modules_importable(shoal_cluster, tmp_path):
     (mods / "shoal_probe_mod.py").write_text("VALUE = 'from PYTHONPATH'\n")
     cl = shoal_cluster(n=1, env={"PYTHONPATH": str(mods)})
     rc = cl.client
+
+    @interactive
 
     def probe():
         import shoal_probe_mod
@@ -165,6 +168,8 @@ def test_virtualenv_is_the_engines_python(shoal_cluster, tmp_path, base_env):
                                  "PATH": f"{venv / 'bin'}:{base_env.get('PATH', '')}"})
     rc = cl.client
 
+    @interactive
+
     def probe():
         import sys
 
@@ -182,6 +187,9 @@ def test_virtualenv_is_the_engines_python(shoal_cluster, tmp_path, base_env):
 # IPython Parallel's own controller
 
 
+@interactive
+
+
 def _spin(seconds):
     import time
 
@@ -197,7 +205,9 @@ def test_stock_controller(shoal_cluster):
     rc = cl.client
     assert len(rc.ids) == 2
     dv = rc[:]
-    assert dv.apply_sync(lambda x: x * 2, 21) == [42, 42]
+    assert dv.apply_sync(interactive(lambda x: x * 2), 21) == [42, 42]
+
+    @interactive
 
     def whoami():
         import os
@@ -207,8 +217,11 @@ def test_stock_controller(shoal_cluster):
     pids = dv.apply_sync(whoami)
     assert len(set(pids)) == 2
 
-    ar = dv.execute("y = 6 * 7\nprint('printed')\ny")
+    ar = dv.execute("y = 6 * 7\nprint('printed')\ny", silent=False)
     ar.get(timeout=30)
+    # The stock controller forwards iopub apart from replies: output may trail the reply
+    # (with any engine), so wait for it as a user would.
+    assert ar.wait_for_output(10)
     assert ar.stdout == ["printed\n"] * 2
     assert [r["data"]["text/plain"] for r in ar.execute_result] == ["42", "42"]
     assert dv.pull("y", block=True) == [42, 42]
@@ -218,7 +231,7 @@ def test_stock_controller(shoal_cluster):
     assert dv.gather("part", block=True) == [p * 10 for p in range(10)]
 
     lview = rc.load_balanced_view()
-    assert lview.map_sync(lambda x: x + 1, range(20)) == list(range(1, 21))
+    assert lview.map_sync(interactive(lambda x: x + 1), range(20)) == list(range(1, 21))
 
     with pytest.raises(Exception) as info:
         dv.execute("1/0", block=True)
@@ -231,8 +244,8 @@ def test_stock_controller(shoal_cluster):
     assert len(rc.ids) == 2
 
     # Interrupt and shutdown go through the stock controller's control path too.
-    ar = rc[rc.ids[1]].apply_async(lambda: print("started", flush=True) or
-                                   __import__("time").sleep(30))
+    ar = rc[rc.ids[1]].apply_async(interactive(lambda: print("started", flush=True) or
+                                               __import__("time").sleep(30)))
     assert wait_until(lambda: "started" in (ar.stdout or ""), 15)
     rc.send_signal("SIGINT", targets=[rc.ids[1]], block=True)
     with pytest.raises(Exception) as info:
