@@ -1,15 +1,16 @@
-"""A local cluster: shoal-controller with stock IPython Parallel engines and client.
+"""A local cluster: shoal-controller and shoal-engines, driven by the stock IPython Parallel
+client (shoal's own client is the next piece).
 
-Starts `shoal-controller` and N `ipengine`s in a private profile directory, runs a short tour
-(scatter/gather, a load-balanced map, a Monte Carlo estimate of pi), and stops every process
-it started. Run with Debian's interpreter: /usr/bin/python3 examples/demo_cluster.py BIN
+Starts `shoal-controller` and N `shoal-engine`s in a private profile directory, runs a short
+tour (scatter/gather, a load-balanced map, %px-style execute, a Monte Carlo estimate of pi),
+and stops every process it started. Run with Debian's interpreter:
+/usr/bin/python3 examples/demo_cluster.py BIN_DIR
 """
 import argparse
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -33,22 +34,24 @@ def monte_carlo_pi(n):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("controller", help="path to shoal-controller")
+    ap.add_argument("bin_dir", help="directory holding shoal-controller and shoal-engine")
     ap.add_argument("-n", type=int, default=2, help="engines")
     args = ap.parse_args()
 
     profile = tempfile.mkdtemp(prefix="shoal-demo-")
     procs = []
     try:
-        ctl = subprocess.Popen([args.controller, f"--profile-dir={profile}", "--ping=1000",
+        controller = os.path.join(args.bin_dir, "shoal-controller")
+        engine = os.path.join(args.bin_dir, "shoal-engine")
+        ctl = subprocess.Popen([controller, f"--profile-dir={profile}", "--ping=1000",
                                 "--log-level=WARN"])
         procs.append(ctl)
         wait_for(os.path.join(profile, "security", "ipcontroller-client.json"), 15)
         engine_log = open(os.path.join(profile, "engines.log"), "w")
         for _ in range(args.n):
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "ipyparallel.engine", f"--profile-dir={profile}",
-                 "--log-level=40"], stdout=engine_log, stderr=subprocess.STDOUT))
+                [engine, f"--profile-dir={profile}", "--log-level=40"],
+                stdout=engine_log, stderr=subprocess.STDOUT))
         print(f"controller and {args.n} engines starting (profile {profile})")
         rc = ipp.Client(profile_dir=profile, timeout=15)
         rc.wait_for_engines(args.n, timeout=60)
@@ -60,6 +63,11 @@ def main():
 
         lv = rc.load_balanced_view()
         print("map x**2:", lv.map_sync(lambda x: x ** 2, range(10)))
+
+        ar = dv.execute("import os, sys; print(f'engine pid {os.getpid()}, Python "
+                        "{sys.version.split()[0]}')", block=True)
+        for out in ar.stdout:
+            print("execute:", out.strip())
 
         n, chunks = 2_000_000, 2 * args.n
         t0 = time.perf_counter()

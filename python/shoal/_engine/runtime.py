@@ -12,6 +12,7 @@ all happen once, in the constructor.
 import builtins
 import getpass
 import json
+import os
 import sys
 import traceback
 
@@ -74,6 +75,7 @@ class EngineRuntime:
         }
         self._execute_engine_info = dict(self._apply_engine_info, method="execute")
 
+        self._run_startup_files(options.get("profile_dir"))
         self._run_startup(options.get("startup_command"), options.get("startup_script"))
 
     # -- the bridge --------------------------------------------------------------------------
@@ -214,6 +216,30 @@ class EngineRuntime:
         self._outlet.publish("error", content, "error")
         content["status"] = "error"
         return to_json(content)
+
+    def _run_startup_files(self, profile_dir):
+        """Run $PYTHONSTARTUP, then the profile's startup/*.py and *.ipy files (in name
+        order), as IPython applications (and so ``ipengine``) do before anything else."""
+        files = []
+        env_startup = os.environ.get("PYTHONSTARTUP")
+        if env_startup and os.path.isfile(env_startup):
+            files.append(env_startup)
+        if profile_dir:
+            startup_dir = os.path.join(profile_dir, "startup")
+            if os.path.isdir(startup_dir):
+                files += sorted(
+                    os.path.join(startup_dir, name)
+                    for name in os.listdir(startup_dir)
+                    if name.endswith((".py", ".ipy"))
+                )
+        for path in files:
+            try:
+                if path.endswith(".ipy"):
+                    self.shell.safe_execfile_ipy(path, raise_exceptions=True)
+                else:
+                    self.shell.safe_execfile(path, self.shell.user_ns, raise_exceptions=True)
+            except BaseException:  # noqa: B902 -- includes SystemExit from the file
+                _log_startup_failure(path, traceback.format_exc().splitlines())
 
     def _run_startup(self, command, script):
         shell = self.shell

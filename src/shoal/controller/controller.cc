@@ -353,8 +353,9 @@ void Controller::Impl::HandleUnregistration(const Message& req) {
   const Json& c = req.content;
   if (!c.contains("id") || !c["id"].is_number_integer()) return;
   int id = c["id"].get<int>();
+  std::string reason = wire::GetString(c, "reason");
   if (const EngineInfo* e = registry_.FindById(id)) {
-    EngineGone(*e, "unregistered");
+    EngineGone(*e, reason.empty() ? "unregistered" : reason, reason);
     return;
   }
   bool was_registered = false;
@@ -362,16 +363,26 @@ void Controller::Impl::HandleUnregistration(const Message& req) {
     SHOAL_LOG(Info) << "engine " << id << " cancelled its registration";
 }
 
-void Controller::Impl::EngineGone(const EngineInfo& dead, const std::string& why) {
+void Controller::Impl::EngineGone(const EngineInfo& dead, const std::string& why,
+                                  const std::string& reason) {
   EngineInfo info = dead;  // `dead` may point into the registry
   if (!registry_.Unregister(info.id)) return;
   SHOAL_LOG(Info) << "engine " << info.id << " (" << info.uuid << ") " << why;
   heart_.Forget(info.uuid);
-  Notify(msg::kUnregistrationNotification, {{"id", info.id}, {"uuid", info.uuid}});
+  Json note = {{"id", info.id}, {"uuid", info.uuid}};
+  if (!reason.empty()) {
+    note["reason"] = reason;  // an extension: stock clients ignore it
+    death_reasons_[info.uuid] = reason;
+  }
+  Notify(msg::kUnregistrationNotification, note);
   SaveEngineState();
-  scheduler_->RemoveEngine(info.uuid);
-  stranded_mux_.emplace_back(
-      clock_.MonotonicMicros() + opts_.RegistrationTimeoutSeconds() * kMicrosPerSecond, info);
+  scheduler_->RemoveEngine(info.uuid, !reason.empty());
+  if (!reason.empty()) {
+    hub_->FailStrandedMux(info, reason);
+  } else {
+    stranded_mux_.emplace_back(
+        clock_.MonotonicMicros() + opts_.RegistrationTimeoutSeconds() * kMicrosPerSecond, info);
+  }
   // Coalescing broadcasts must not wait for an engine that will never answer.
   for (auto it = coalescing_.begin(); it != coalescing_.end();) {
     auto& c = it->second;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "shoal/controller/controller.h"
@@ -96,7 +97,9 @@ class Controller::Impl : public TaskSink {
   // Registration and liveness.
   void HandleRegistration(const Message& req);
   void HandleUnregistration(const Message& req);
-  void EngineGone(const EngineInfo& info, const std::string& why);
+  // `reason` (from the engine's watchdog: "exited with code 3", ...) means the process is
+  // known to be gone: its tasks fail at once, with the reason in the EngineError.
+  void EngineGone(const EngineInfo& info, const std::string& why, const std::string& reason = "");
   void Beat();
   // Hub queries that need sockets.
   void HandleResubmit(const Message& req);
@@ -144,6 +147,7 @@ class Controller::Impl : public TaskSink {
   bool state_dirty_ = false;
   std::optional<Micros> shutdown_at_;
   std::deque<std::pair<Micros, EngineInfo>> stranded_mux_;
+  std::unordered_map<std::string, std::string> death_reasons_;  // engine uuid -> reason
   Message* current_reply_ = nullptr;      // the engine reply OnEngineReply is handling
   std::string scheduler_failure_reason_;  // evalue for the next DeliverFailure, if any
 

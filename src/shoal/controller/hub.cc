@@ -249,7 +249,7 @@ void Hub::OnResubmitted(const std::string& old_id, const std::string& new_id, co
   LogStoreError(store_.Update(old_id, std::move(up)), old_id);
 }
 
-std::vector<std::string> Hub::FailStrandedMux(const EngineInfo& info) {
+std::vector<std::string> Hub::FailStrandedMux(const EngineInfo& info, const std::string& reason) {
   std::vector<std::string> failed;
   auto it = queues_.find(info.id);
   if (it == queues_.end()) return failed;
@@ -259,9 +259,9 @@ std::vector<std::string> Hub::FailStrandedMux(const EngineInfo& info) {
     pending_.erase(msg_id);
     mux_engine_.erase(msg_id);
     store::RecordUpdate up;
-    up.fields["result_content"] =
-        ErrorContent("EngineError", "Engine " + std::to_string(info.id) +
-                                        " died while running task '" + msg_id + "'");
+    up.fields["result_content"] = ErrorContent(
+        "EngineError", "Engine " + std::to_string(info.id) + " died while running task '" + msg_id +
+                           "'" + (reason.empty() ? "" : ": " + reason));
     up.fields["result_header"] = {{"engine", info.uuid}, {"date", now}};
     up.fields["completed"] = now;
     up.fields["engine_uuid"] = info.uuid;

@@ -63,7 +63,8 @@ class Hub {
                      const Json& content, std::vector<store::Blob> buffers);
   // Engine `info` died: its mux requests that are still pending are completed with an
   // EngineError record. Returns their msg_ids.
-  std::vector<std::string> FailStrandedMux(const EngineInfo& info);
+  // `reason` ("" when unknown) is appended to the EngineError text.
+  std::vector<std::string> FailStrandedMux(const EngineInfo& info, const std::string& reason = "");
 
   // Answers a query. `msg_type` is the request type; content is the parsed request content.
   QueryReply HandleQuery(const std::string& msg_type, const Json& content);

@@ -173,7 +173,6 @@ Status ApplyTrait(ControllerOptions& o, const std::string& trait, const std::str
 
 }  // namespace
 
-
 Result<std::vector<int>> ParsePortList(const std::string& text) {
   std::vector<int> out;
   size_t pos = 0;

@@ -165,6 +165,8 @@ void Controller::Impl::DeliverFailure(const Task& task, TaskFailure why,
   if (why == TaskFailure::kEngineDied) {
     const std::string id_text = engine_uuid;
     evalue = "Engine '" + id_text + "' died while running task '" + task.spec.msg_id + "'";
+    if (auto r = death_reasons_.find(engine_uuid); r != death_reasons_.end())
+      evalue += ": " + r->second;
     metadata = {{"status", "error"},
                 {"engine", engine_uuid},
                 {"date", wire::FormatIsoDate(clock_.WallMicros())}};

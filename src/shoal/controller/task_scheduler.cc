@@ -48,7 +48,7 @@ void TaskScheduler::AddEngine(const std::string& engine_uuid) {
   s.Settle(true);
 }
 
-void TaskScheduler::RemoveEngine(const std::string& engine_uuid) {
+void TaskScheduler::RemoveEngine(const std::string& engine_uuid, bool confirmed_dead) {
   Impl& s = *impl_;
   auto it = s.live.find(engine_uuid);
   if (it == s.live.end()) return;
@@ -58,7 +58,7 @@ void TaskScheduler::RemoveEngine(const std::string& engine_uuid) {
   e->available = false;
   e->live = false;
   if (!e->pending.empty()) {
-    if (s.options.stranded_grace <= 0) {
+    if (confirmed_dead || s.options.stranded_grace <= 0) {
       s.StrandTasks(*e);
     } else {
       e->grace_deadline = s.clock.MonotonicMicros() + s.options.stranded_grace;

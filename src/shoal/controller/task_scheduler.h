@@ -126,8 +126,9 @@ class TaskScheduler {
   // A newly registered engine (inserted at the least-recently-used end). Rescans the queue.
   void AddEngine(const std::string& engine_uuid);
   // An engine is gone: no new tasks go to it; after stranded_grace its pending tasks fail
-  // with kEngineDied or are retried elsewhere. Unknown uuids are ignored.
-  void RemoveEngine(const std::string& engine_uuid);
+  // with kEngineDied or are retried elsewhere. `confirmed_dead` (its process is known to
+  // have ended, so no reply can come) skips the grace. Unknown uuids are ignored.
+  void RemoveEngine(const std::string& engine_uuid, bool confirmed_dead = false);
 
   // Takes a new task. It is dispatched, parked, or failed (InvalidDependency,
   // ImpossibleDependency) at once, through the sink. spec.after is reduced in place (ids

@@ -681,6 +681,18 @@ TEST_F(TaskSchedulerTest, RefusalFreesTheEngineForOthers) {
 
 // ---- engine death -----------------------------------------------------------------------------
 
+TEST_F(TaskSchedulerTest, ConfirmedDeathFailsStrandedTasksAtOnce) {
+  Make(0);
+  Engines({"e1"});
+  Submit("t1");
+  Submit("t2");
+  Take();
+  // The engine's watchdog saw the process end: no reply can come, so no grace.
+  sched_->RemoveEngine("e1", /*confirmed_dead=*/true);
+  EXPECT_EQ(Take(), (Events{"fail t1 EngineError e1", "fail t2 EngineError e1"}));
+  EXPECT_EQ(sched_->PendingOn("e1"), std::vector<std::string>{});
+}
+
 TEST_F(TaskSchedulerTest, EngineDeathFailsStrandedTasksAfterGrace) {
   Make(0);
   Engines({"e1"});

@@ -458,7 +458,8 @@ int Engine::Run() {
        e.options.startup_command.empty() ? Json() : Json(e.options.startup_command)},
       {"startup_script",
        e.options.startup_script.empty() ? Json() : Json(e.options.startup_script)},
-      {"shell_config", shell_config}};
+      {"shell_config", shell_config},
+      {"profile_dir", wire::ResolveProfileDir(e.options.profile).path}};
   auto python = PythonHost::Start(pc, &e);
   if (!python.ok()) {
     SHOAL_LOG(Critical) << python.status().message();

@@ -25,7 +25,10 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr int kForwardedSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+// Launchers signal the pid they started (the watchdog); user code on the engine may have
+// handlers for any of these (IPython Parallel's tests use SIGUSR1), so all are passed on.
+constexpr int kForwardedSignals[] = {SIGTERM, SIGINT,  SIGHUP,  SIGQUIT,
+                                     SIGUSR1, SIGUSR2, SIGALRM, SIGWINCH};
 
 RegisteredEngine FromJson(const Json& j) {
   RegisteredEngine e;
@@ -61,7 +64,9 @@ RegisteredEngine FromJson(const Json& j) {
           pid_t r = waitpid(child, &status, WNOHANG);
           if (r == child) break;
         } else {
-          signalled = signalled || si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT;
+          int sig = static_cast<int>(si.ssi_signo);
+          signalled =
+              signalled || sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT;
           kill(child, static_cast<int>(si.ssi_signo));
         }
       }

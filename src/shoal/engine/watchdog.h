@@ -41,8 +41,8 @@ class WatchdogPipe {
 };
 
 // Forks. Returns in the child only, with the pipe to report on; the parent waits for the
-// child, forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT to it, reports its death and exits with the
-// child's status (128 + signal when killed). kInternal when fork or pipe fail.
+// child, forwards SIGTERM/INT/HUP/QUIT/USR1/USR2/ALRM/WINCH to it, reports its death and exits with
+// the child's status (128 + signal when killed). kInternal when fork or pipe fail.
 Result<WatchdogPipe> StartWatchdog();
 
 // Sends unregistration_request {"id", "reason"} to the controller (used by the watchdog and
