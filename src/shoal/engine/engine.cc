@@ -5,8 +5,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <thread>
-
 #include "shoal/common/clock.h"
 #include "shoal/common/log.h"
 #include "shoal/engine/controller_address.h"
@@ -211,7 +209,6 @@ void Engine::Impl::Publish(std::string_view msg_type, std::string_view content_j
                                      metadata_json.empty() ? engine_metadata : metadata_json,
                                      content_json, *main_signer, std::move(buffers));
   SendFrames(iopub_main, f);
-  last_output = std::chrono::steady_clock::now();
 }
 
 void Engine::Impl::PublishStatus(zmq::socket_t& pub, std::string_view parent, const char* state) {
@@ -239,22 +236,9 @@ Json Engine::Impl::ReplyMetadata(const Message& req) const {
   return out;
 }
 
-// How long a reply waits after the request's last iopub output. Output and reply travel
-// on different sockets through the controller to the client (whose ipyparallel 7.1 event
-// loop handles whichever socket it polls first), so a reply sent microseconds after the
-// output often overtakes it and `ar.stdout` is still empty when `ar.get()` returns. A
-// short lead keeps the output first, as ipykernel's slower reply path does by accident.
-// Requests that print nothing do not wait.
-constexpr auto kOutputLead = std::chrono::milliseconds(2);
-
 void Engine::Impl::SendShellReply(Message& req, std::string_view reply_type,
                                   const std::string& metadata, const std::string& content,
                                   wire::Frames buffers) {
-  auto since_output = std::chrono::steady_clock::now() - last_output;
-  if (since_output < kOutputLead) {
-    PythonHost::Unlocked unlocked;  // user threads may run meanwhile
-    std::this_thread::sleep_for(kOutputLead - since_output);
-  }
   std::vector<zmq::message_t> ids;
   ids.reserve(req.delim);
   for (size_t i = 0; i < req.delim; ++i) ids.push_back(std::move(req.frames[i]));

@@ -49,9 +49,6 @@ struct Engine::Impl : IopubSink {
   zmq::socket_t shell, iopub_main, pair_main;
   std::unique_ptr<PythonHost> python;
   std::string current_parent = "{}";  // header of the request being handled
-  // When the last iopub output (stream, display, error, ...) went out: a reply that follows
-  // output closely waits out kOutputLead (see SendShellReply).
-  std::chrono::steady_clock::time_point last_output{};
 
   // --- I/O thread ---
   zmq::socket_t control, hb_ping, hb_pong, iopub_io, pair_io;
