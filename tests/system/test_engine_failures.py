@@ -46,17 +46,7 @@ DEATHS = [
 ]
 
 
-DIRECT_REASON_LOST = pytest.mark.xfail(strict=True, reason=(
-    "direct view: the EngineError has no reason. shoal-controller's EngineGone publishes "
-    "unregistration_notification before Hub::FailStrandedMux sends the failing apply_reply "
-    "with the reason, and the stock 7.1 client's _unregister_engine -> "
-    "_handle_stranded_msgs fails the engine's outstanding direct tasks itself on that "
-    "notification, with its own text \"Engine 0 died while running task '...'\" (it "
-    "skips msg_ids already in results, so the reply must reach the client first)"))
-
-
-@pytest.mark.parametrize("view", [pytest.param("direct", marks=DIRECT_REASON_LOST),
-                                  "loadbalanced"])
+@pytest.mark.parametrize("view", ["direct", "loadbalanced"])
 @pytest.mark.parametrize("how,reason", DEATHS, ids=[d[0] for d in DEATHS])
 def test_engine_death_fails_task_with_reason(shoal_cluster, tmp_path, how, reason, view):
     cl = shoal_cluster(n=1)

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import zmq
 from ipyparallel import interactive
 
 from conftest import remote_errors, wait_until
@@ -114,32 +115,63 @@ def _chatty(i):
     return i
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "racy: output and reply reach the 7.1 client on different sockets; shoal-controller "
-    "polls its iopub SUB after the mux/task engine ROUTERs, so when both are waiting the "
-    "reply is forwarded first (raw client sockets saw the reply first in 25 of 40 printing "
-    "tasks), and the client's event loop can still flip them when they arrive together. "
-    "The engine now delays a reply 2 ms after output, which makes it pass most of the time "
-    "on an idle machine but not under load; needs iopub-first polling in the controller"))
-def test_stream_output_precedes_reply(shoal_cluster):
+def test_stream_output_reaches_the_client(shoal_cluster):
+    """Everything a task prints (stdout, stderr, text without a newline right before
+    returning) is in ar.stdout / ar.stderr once its output is complete. (The 7.1 client's
+    get() does not wait for output; wait_for_output does.)"""
     cl = shoal_cluster(n=2)
     rc = cl.client
     for eid in rc.ids:
-        for i in range(15):
+        for i in range(10):
             ar = rc[eid].apply_async(_chatty, i)
             assert ar.get(timeout=15) == i
+            assert ar.wait_for_output(5)
             assert ar.stdout == f"out-{i}\nlast-{i}", (eid, i, ar.stdout)
             assert ar.stderr == f"err-{i}\n", (eid, i, ar.stderr)
     lview = rc.load_balanced_view()
     for i in range(10):
         ar = lview.apply_async(_chatty, i)
         assert ar.get(timeout=15) == i
+        assert ar.wait_for_output(5)
         assert ar.stdout == f"out-{i}\nlast-{i}"
         assert ar.stderr == f"err-{i}\n"
     ar = rc[:].execute("import sys; print('from execute'); sys.stderr.write('e!')")
     ar.get(timeout=15)
+    assert ar.wait_for_output(5)
     assert ar.stdout == ["from execute\n"] * 2
     assert ar.stderr == ["e!"] * 2
+
+
+def test_outputs_are_relayed_before_the_reply(shoal_cluster, raw_peers):
+    """Output and reply travel on different sockets; shoal-engine counts a request's
+    outputs in the reply ("shoal_outputs") and shoal-controller relays the reply only after
+    them, so a client reading its reply already has every output waiting."""
+    from ipyparallel.serialize import pack_apply_message
+
+    cl = shoal_cluster(n=1)
+    uuid = cl.client._engines[cl.client.ids[0]]
+    peer = raw_peers(cl.controller)
+    mux = peer.connect(zmq.DEALER, "mux", identity=peer.session.bsession)
+    iopub = peer.connect(zmq.SUB, "iopub")
+    time.sleep(0.3)  # let the SUB subscription reach the controller
+    late = 0
+    for i in range(40):
+        sent = peer.send(mux, "apply_request", ident=[uuid.encode()],
+                         buffers=pack_apply_message(_chatty, (i,), {}))
+        reply = peer.recv_type(mux, "apply_reply", timeout=15)
+        assert reply is not None and reply["content"]["status"] == "ok"
+        expected = reply["metadata"].get("shoal_outputs")
+        assert expected and expected >= 2, reply["metadata"]  # stdout and stderr at least
+        # Drain iopub without waiting: the outputs must already be there.
+        got = 0
+        while iopub.poll(0):
+            m = peer.recv(iopub, 0)
+            if m["parent_header"].get("msg_id") == sent["header"]["msg_id"] and \
+                    m["msg_type"] != "status":
+                got += 1
+        late += got < expected
+    print(f"replies read before all their outputs had arrived: {late} of 40")
+    assert late == 0
 
 
 @interactive
