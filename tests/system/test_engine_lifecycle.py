@@ -130,6 +130,23 @@ def test_sigterm_while_busy(shoal_cluster):
         ar.get(timeout=15)
 
 
+def test_engine_gives_up_when_the_controller_disappears(start_controller, start_shoal_engines,
+                                                        ipp_client):
+    """No pings for max_heartbeat_misses checks of (period + 0.5 s): the engine exits with
+    code 2 instead of waiting forever for a controller that is gone."""
+    ctl = start_controller(ping=250)
+    (engine,) = start_shoal_engines(ctl, 1, args=["--IPEngine.max_heartbeat_misses=3"])
+    rc = ipp_client(ctl)
+    rc.wait_for_engines(1, timeout=30)
+    rc.close()
+    ctl.stop()
+    t0 = time.monotonic()
+    status = engine.wait_exit(15)
+    print(f"\nengine exited {time.monotonic() - t0:.2f} s after the controller")
+    assert status == 2, f"exit status {status}\n{engine.log()}"
+    assert "no heartbeat from the controller" in engine.log()
+
+
 # ---------------------------------------------------------------------------------------
 # The Python environment
 
