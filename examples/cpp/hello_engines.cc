@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
   for (const auto& s : *sent) {
     shoal::Status st = s.Wait(std::chrono::seconds(30));
     if (st.ok()) st = (*s.reply.Get(std::chrono::seconds(0)))->error();
-    std::cout << "[engine " << s.engine_id << "] " << s.outputs->stdout_text();
+    if (auto out = s.outputs->stdout_text(); !out.empty())
+      std::cout << "[engine " << s.engine_id << "] " << out;
     if (!st.ok()) std::cout << "[engine " << s.engine_id << "] " << st.ToString() << "\n";
     failures += !st.ok();
   }
