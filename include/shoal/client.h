@@ -202,7 +202,8 @@ class Client {
   std::vector<int> ids() const;
   // Waits until at least `n` engines are registered. kTimedOut otherwise.
   Status WaitForEngines(size_t n, Micros timeout) const;
-  // Requests sent and not yet answered (or whose outputs are not yet complete).
+  // Requests sent and not yet answered (or whose outputs are not yet complete), as of the
+  // I/O thread's last wake-up: it may lag a completed future by a moment.
   size_t outstanding() const;
 
   // Sends one request. kNotFound for an unknown engine id, kInvalidArgument for a request
