@@ -120,10 +120,10 @@ class Outputs {
  public:
   std::string stdout_text() const;
   std::string stderr_text() const;
-  std::string execute_input() const;                // the code, "" when none
-  Json execute_result() const;                      // content, null when none
-  Json error() const;                               // content, null when none
-  std::vector<Json> display_data() const;           // contents, in order
+  std::string execute_input() const;       // the code, "" when none
+  Json execute_result() const;             // content, null when none
+  Json error() const;                      // content, null when none
+  std::vector<Json> display_data() const;  // contents, in order
   std::vector<std::shared_ptr<const DataMessage>> data() const;
   bool idle() const;
   // Blocks up to `timeout` for idle(); returns idle().
@@ -148,9 +148,9 @@ using OutputsPtr = std::shared_ptr<Outputs>;
 // The handle of one sent request (or of one engine's part of a broadcast).
 struct Submitted {
   std::string msg_id;
-  int engine_id = -1;   // the target engine (mux, control, broadcast); -1 otherwise
+  int engine_id = -1;  // the target engine (mux, control, broadcast); -1 otherwise
   Future<ReplyPtr> reply;
-  OutputsPtr outputs;   // null for control requests and hub queries
+  OutputsPtr outputs;  // null for control requests and hub queries
 
   // Waits up to `timeout` for the reply and, when there are outputs, their idle status.
   // OK when both arrived (whatever the reply says); kTimedOut otherwise; the reply's
@@ -161,7 +161,7 @@ struct Submitted {
 // A request to send. Content, metadata and buffers are the caller's (moved in).
 struct Request {
   Channel channel = Channel::kMux;
-  std::string msg_type;            // apply_request, execute_request, abort_request, ...
+  std::string msg_type;  // apply_request, execute_request, abort_request, ...
   Json content = Json::object();
   Json metadata = Json::object();  // sent as given (task: after/follow/timeout/targets/...)
   Frames buffers;

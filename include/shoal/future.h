@@ -57,8 +57,7 @@ class Future {
     if (!s_) return Status::InvalidArgument("Get() on an invalid Future");
     std::unique_lock<std::mutex> lock(s_->mu);
     if (!s_->cv.wait_for(lock, timeout, [&] { return s_->result.has_value(); }))
-      return Status::TimedOut("no result within " + std::to_string(timeout.count() / 1000) +
-                              " ms");
+      return Status::TimedOut("no result within " + std::to_string(timeout.count() / 1000) + " ms");
     return *s_->result;
   }
 

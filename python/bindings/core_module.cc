@@ -238,8 +238,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("status", &Reply::status)
       .def_property_readonly("synthesized", &Reply::synthesized)
       .def_property_readonly("header", [](const Reply& r) { return Loads(r.header_json()); })
-      .def_property_readonly("parent_header",
-                             [](const Reply& r) { return Loads(r.parent_json()); })
+      .def_property_readonly("parent_header", [](const Reply& r) { return Loads(r.parent_json()); })
       .def_property_readonly("metadata", [](const Reply& r) { return Loads(r.metadata_json()); })
       .def_property_readonly("content", [](const Reply& r) { return Loads(r.content_json()); })
       .def_property_readonly("buffers",
@@ -331,8 +330,8 @@ PYBIND11_MODULE(_core, m) {
   py::class_<Client, ClientHolder>(m, "ClientCore")
       .def(py::init([](std::string connection_file, std::string profile, std::string profile_dir,
                        std::string ipython_dir, std::string cluster_id, double timeout) {
-             ConnectOptions o{connection_file, profile, profile_dir, ipython_dir, cluster_id,
-                              timeout};
+             ConnectOptions o{connection_file, profile,    profile_dir,
+                              ipython_dir,     cluster_id, timeout};
              Result<std::unique_ptr<Client>> c = Status::Internal("unset");
              {
                py::gil_scoped_release nogil;
@@ -341,8 +340,8 @@ PYBIND11_MODULE(_core, m) {
              return ClientHolder(Unwrap(std::move(c)).release());
            }),
            py::kw_only(), py::arg("connection_file") = "", py::arg("profile") = "",
-           py::arg("profile_dir") = "", py::arg("ipython_dir") = "",
-           py::arg("cluster_id") = "", py::arg("timeout") = 10.0)
+           py::arg("profile_dir") = "", py::arg("ipython_dir") = "", py::arg("cluster_id") = "",
+           py::arg("timeout") = 10.0)
       .def_property_readonly("session", &Client::session)
       .def_property_readonly("ids", &Client::ids)
       .def_property_readonly("engines",
@@ -366,8 +365,7 @@ PYBIND11_MODULE(_core, m) {
       .def(
           "send",
           [](Client& c, const std::string& channel, std::string msg_type, py::object content,
-             py::object metadata, py::object buffers, std::vector<int> targets,
-             bool coalescing) {
+             py::object metadata, py::object buffers, std::vector<int> targets, bool coalescing) {
             Request r;
             r.channel = ChannelOf(channel);
             r.msg_type = std::move(msg_type);

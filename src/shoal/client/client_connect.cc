@@ -97,8 +97,7 @@ Status Client::Impl::OpenSockets() {
     curve_public = pub;
     curve_secret = sec;
   }
-  auto open = [&](zmq::socket_t& s, zmq::socket_type type, int port,
-                  const char* name) -> Status {
+  auto open = [&](zmq::socket_t& s, zmq::socket_type type, int port, const char* name) -> Status {
     std::string endpoint = Endpoint(info, port);
     try {
       s = zmq::socket_t(ctx, type);

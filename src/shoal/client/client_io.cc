@@ -129,12 +129,12 @@ void Client::Impl::HandleNotification(Frames&& frames) {
 
 void Client::Impl::IoLoop() {
   zmq::pollitem_t items[] = {
-      {nullptr, queue.fd(), ZMQ_POLLIN, 0},     {query.handle(), 0, ZMQ_POLLIN, 0},
-      {mux.handle(), 0, ZMQ_POLLIN, 0},         {task.handle(), 0, ZMQ_POLLIN, 0},
-      {control.handle(), 0, ZMQ_POLLIN, 0},     {broadcast.handle(), 0, ZMQ_POLLIN, 0},
-      {iopub.handle(), 0, ZMQ_POLLIN, 0},       {notification.handle(), 0, ZMQ_POLLIN, 0},
+      {nullptr, queue.fd(), ZMQ_POLLIN, 0}, {query.handle(), 0, ZMQ_POLLIN, 0},
+      {mux.handle(), 0, ZMQ_POLLIN, 0},     {task.handle(), 0, ZMQ_POLLIN, 0},
+      {control.handle(), 0, ZMQ_POLLIN, 0}, {broadcast.handle(), 0, ZMQ_POLLIN, 0},
+      {iopub.handle(), 0, ZMQ_POLLIN, 0},   {notification.handle(), 0, ZMQ_POLLIN, 0},
   };
-  zmq::socket_t* sockets[] = {nullptr, &query,     &mux,   &task,
+  zmq::socket_t* sockets[] = {nullptr,  &query,     &mux,   &task,
                               &control, &broadcast, &iopub, &notification};
   constexpr int kN = sizeof(items) / sizeof(items[0]);
   std::vector<client::Outgoing> batch;
@@ -159,8 +159,7 @@ void Client::Impl::IoLoop() {
         try {
           if (!RecvFrames(*sockets[i], frames)) break;
         } catch (const zmq::error_t& e) {
-          if (e.num() != EINTR)
-            SHOAL_LOG(Warn) << client::ZmqStatus(e, "client recv").ToString();
+          if (e.num() != EINTR) SHOAL_LOG(Warn) << client::ZmqStatus(e, "client recv").ToString();
           break;
         }
         if (sockets[i] == &iopub) {

@@ -43,10 +43,10 @@ Result<std::vector<Submitted>> Client::Impl::Send(Request req) {
       uuids.push_back(std::move(uuid));
     }
   }
-  const bool wants_outputs = req.channel != Channel::kQuery &&
-                             req.channel != Channel::kControl && IsShellRequest(req.msg_type);
-  auto make_track = [&](const std::string& msg_id, const std::string& header_text,
-                        std::string uuid, int engine_id) {
+  const bool wants_outputs = req.channel != Channel::kQuery && req.channel != Channel::kControl &&
+                             IsShellRequest(req.msg_type);
+  auto make_track = [&](const std::string& msg_id, const std::string& header_text, std::string uuid,
+                        int engine_id) {
     client::Track t;
     t.msg_id = msg_id;
     t.channel = req.channel;
@@ -72,9 +72,8 @@ Result<std::vector<Submitted>> Client::Impl::Send(Request req) {
   }
   const std::string metadata = wire::Dump(req.metadata);
   const std::string content = wire::Dump(req.content);
-  const size_t n_messages = (req.channel == Channel::kMux || req.channel == Channel::kControl)
-                                ? uuids.size()
-                                : 1;
+  const size_t n_messages =
+      (req.channel == Channel::kMux || req.channel == Channel::kControl) ? uuids.size() : 1;
   for (size_t m = 0; m < n_messages; ++m) {
     Json h = wire::MakeHeader(req.msg_type, session, username);
     const std::string id = h["msg_id"].get<std::string>();
@@ -121,8 +120,8 @@ Result<std::vector<Submitted>> Client::Execute(const std::vector<int>& targets, 
   return Send(std::move(r));
 }
 
-Result<std::vector<Submitted>> Client::ApplyDirect(const std::vector<int>& targets,
-                                                   Frames buffers, Json metadata) {
+Result<std::vector<Submitted>> Client::ApplyDirect(const std::vector<int>& targets, Frames buffers,
+                                                   Json metadata) {
   Request r;
   r.channel = Channel::kMux;
   r.msg_type = "apply_request";

@@ -28,8 +28,7 @@ std::string_view Reply::Part(size_t i) const { return wire::View(frames_[header_
 
 const Json& Reply::Parsed(size_t i) const {
   std::call_once(parsed_once_[i], [&] {
-    if (!wire::ParseJsonObject(Part(i), "reply part", parsed_[i]).ok())
-      parsed_[i] = Json::object();
+    if (!wire::ParseJsonObject(Part(i), "reply part", parsed_[i]).ok()) parsed_[i] = Json::object();
   });
   return parsed_[i];
 }

@@ -34,8 +34,8 @@ void ResultBook::Deliver(Entry& e, ReplyPtr reply) {
   // nor, reliably, an aborted one: the outputs are complete now.
   if (!e.idle) {
     const std::string status = reply->status();
-    bool engine_made = reply->content().contains("engine_info") &&
-                       !reply->content()["engine_info"].empty();
+    bool engine_made =
+        reply->content().contains("engine_info") && !reply->content()["engine_info"].empty();
     if (reply->synthesized() || status == "aborted" || (status == "error" && !engine_made)) {
       e.idle = true;
       e.track.outputs->MarkIdle();
@@ -56,15 +56,14 @@ bool ResultBook::OnReply(wire::Message&& msg) {
     // A coalesced broadcast reply carries the last engine's parent; the request is named
     // by metadata.original_msg_id.
     wire::Json md;
-    if (!wire::ParseJsonObject(msg.frame(wire::kMetadataOffset), "metadata", md).ok())
-      return false;
+    if (!wire::ParseJsonObject(msg.frame(wire::kMetadataOffset), "metadata", md).ok()) return false;
     if (!wire::GetBool(md, "is_coalescing", false)) return false;
     key = wire::GetString(md, "original_msg_id");
     it = entries_.find(key);
     if (it == entries_.end() || it->second.replied) return false;
   }
-  std::string engine = msg.num_identities() > 0 ? std::string(msg.identity(0))
-                                                : it->second.track.engine_uuid;
+  std::string engine =
+      msg.num_identities() > 0 ? std::string(msg.identity(0)) : it->second.track.engine_uuid;
   size_t header_index = msg.delim + wire::kHeaderOffset;
   auto reply =
       std::make_shared<const Reply>(key, std::move(msg.frames), header_index, std::move(engine));

@@ -28,9 +28,9 @@ struct Track {
   std::string request_header;  // JSON text: the parent of a synthesized reply
   std::string engine_uuid;     // the target engine; "" for task and hub requests
   int engine_id = -1;
-  bool coalescing = false;     // a coalescing broadcast: the reply answers the whole request
+  bool coalescing = false;  // a coalescing broadcast: the reply answers the whole request
   Promise<ReplyPtr> promise;
-  OutputsPtr outputs;          // null when no iopub output is expected
+  OutputsPtr outputs;  // null when no iopub output is expected
 };
 
 class ResultBook {

@@ -37,8 +37,10 @@ class ResultBookTest : public ::testing::Test {
   wire::Message Msg(const std::string& type, const std::string& parent_id, Json content,
                     Json metadata = Json::object(), std::vector<std::string> idents = {},
                     std::string session = kSession, Frames buffers = {}) {
-    Json header = {{"msg_id", "r" + std::to_string(++n_)}, {"msg_type", type},
-                   {"session", "engine"}, {"version", "5.3"}};
+    Json header = {{"msg_id", "r" + std::to_string(++n_)},
+                   {"msg_type", type},
+                   {"session", "engine"},
+                   {"version", "5.3"}};
     Json parent = {{"msg_id", parent_id}, {"session", session}};
     Frames frames =
         wire::Encode(idents, header, parent, metadata, content, *signer_, std::move(buffers));
@@ -85,8 +87,8 @@ TEST_F(ResultBookTest, IdleBeforeReplyAndOutputsKinds) {
   EXPECT_TRUE(book_.OnIopub(Msg("display_data", "m1", {{"data", {{"text/plain", "d"}}}})));
   Frames bufs;
   bufs.emplace_back("xyz", 3);
-  EXPECT_TRUE(book_.OnIopub(Msg("data_message", "m1", {{"keys", {"a"}}}, Json::object(), {},
-                                kSession, std::move(bufs))));
+  EXPECT_TRUE(book_.OnIopub(
+      Msg("data_message", "m1", {{"keys", {"a"}}}, Json::object(), {}, kSession, std::move(bufs))));
   EXPECT_TRUE(book_.OnIopub(Msg("error", "m1", {{"ename", "E"}, {"evalue", "v"}})));
   EXPECT_TRUE(book_.OnIopub(Msg("status", "m1", {{"execution_state", "idle"}})));
   EXPECT_EQ(book_.outstanding(), 1u);
@@ -114,7 +116,9 @@ TEST_F(ResultBookTest, ForeignAndUnknownMessagesIgnored) {
 TEST_F(ResultBookTest, RemoteErrorAndControllerErrorCompleteOutputs) {
   Submitted engine_err = Add("m1");
   Submitted ctl_err = Add("m2", Channel::kTask, true, "");
-  Json err = {{"status", "error"}, {"ename", "ZeroDivisionError"}, {"evalue", "division by zero"},
+  Json err = {{"status", "error"},
+              {"ename", "ZeroDivisionError"},
+              {"evalue", "division by zero"},
               {"traceback", Json::array()}};
   Json with_engine = err;
   with_engine["engine_info"] = {{"engine_id", 3}};
@@ -123,7 +127,9 @@ TEST_F(ResultBookTest, RemoteErrorAndControllerErrorCompleteOutputs) {
   EXPECT_EQ(st.code(), StatusCode::kRemoteError);
   EXPECT_EQ(st.message(), "ZeroDivisionError: division by zero");
   EXPECT_FALSE(engine_err.outputs->idle());  // the engine still sends idle
-  Json timeout = {{"status", "error"}, {"ename", "TaskTimeout"}, {"evalue", ""},
+  Json timeout = {{"status", "error"},
+                  {"ename", "TaskTimeout"},
+                  {"evalue", ""},
                   {"engine_info", Json::object()}};
   EXPECT_TRUE(book_.OnReply(Msg("apply_reply", "m2", timeout)));
   EXPECT_TRUE(ctl_err.outputs->idle());  // nobody will

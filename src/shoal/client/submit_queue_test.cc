@@ -72,9 +72,12 @@ TEST(SubmitQueueTest, NoLostItemsAcrossThreads) {
 
 TEST(ZmqStatusTest, Mapping) {
   const std::pair<int, StatusCode> table[] = {
-      {ETERM, StatusCode::kCancelled},        {EINVAL, StatusCode::kInvalidArgument},
-      {EPROTONOSUPPORT, StatusCode::kInvalidArgument}, {ENOCOMPATPROTO, StatusCode::kInvalidArgument},
-      {EHOSTUNREACH, StatusCode::kIOError},   {EAGAIN, StatusCode::kIOError},
+      {ETERM, StatusCode::kCancelled},
+      {EINVAL, StatusCode::kInvalidArgument},
+      {EPROTONOSUPPORT, StatusCode::kInvalidArgument},
+      {ENOCOMPATPROTO, StatusCode::kInvalidArgument},
+      {EHOSTUNREACH, StatusCode::kIOError},
+      {EAGAIN, StatusCode::kIOError},
   };
   for (auto [err, code] : table) {
     errno = err;
