@@ -5,7 +5,9 @@ Run with Debian's interpreter (the pyenv `python3` on PATH lacks the packages):
 
     /usr/bin/python3 -m pytest tests/system
 
-The binary is $SHOAL_CONTROLLER, else build/dev/bin/shoal-controller under the repo root.
+The binary is $SHOAL_CONTROLLER, else build/dev/bin/shoal-controller under the repo root;
+shoal-engine is $SHOAL_ENGINE, else build/dev/bin/shoal-engine (its Python package is the
+repo's python/ directory, passed as $SHOAL_PYTHON_DIR).
 Every process a test starts is ended by its PID (SIGTERM, then SIGKILL); the logs of the
 processes a failing test started are attached to its report.
 """
@@ -44,6 +46,12 @@ DEFAULT_TEST_LIMIT_S = 90
 def controller_binary():
     env = os.environ.get("SHOAL_CONTROLLER")
     path = Path(env).resolve() if env else REPO_ROOT / "build" / "dev" / "bin" / "shoal-controller"
+    return path
+
+
+def engine_binary():
+    env = os.environ.get("SHOAL_ENGINE")
+    path = Path(env).resolve() if env else REPO_ROOT / "build" / "dev" / "bin" / "shoal-engine"
     return path
 
 
@@ -130,11 +138,12 @@ class Proc:
 
 
 class Controller(Proc):
-    def __init__(self, binary, profile_dir, args, env, log_path, cluster_id=None):
+    def __init__(self, binary, profile_dir, args, env, log_path, cluster_id=None,
+                 name="shoal-controller", argv_prefix=()):
         self.profile_dir = Path(profile_dir)
         self.cluster_id = cluster_id
         self.args = list(args)
-        super().__init__("shoal-controller", [binary, *args], env, log_path)
+        super().__init__(name, [binary, *argv_prefix, *args], env, log_path)
 
     @property
     def security_dir(self):
@@ -247,6 +256,66 @@ class Engine(Proc):
             except psutil.NoSuchProcess:
                 pass
         _, alive = psutil.wait_procs(procs, timeout=5)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=5)
+        return status
+
+
+class ShoalEngine(Proc):
+    """A shoal-engine process: `pid` is the watchdog parent; the engine runs in its child."""
+
+    def __init__(self, binary, controller, env, log_path, extra_args=(), profile_args=True):
+        argv = [binary]
+        if profile_args and controller is not None:
+            argv.append(f"--profile-dir={controller.profile_dir}")
+            if controller.cluster_id:
+                argv.append(f"--cluster-id={controller.cluster_id}")
+        argv += list(extra_args)
+        super().__init__("shoal-engine", argv, env, log_path)
+        self.child_pids = set()
+
+    def refresh_children(self):
+        """Remembers the watchdog's child (the engine) so teardown can end it by PID."""
+        try:
+            import psutil
+            for c in psutil.Process(self.pid).children(recursive=True):
+                self.child_pids.add(c.pid)
+        except Exception:  # noqa: BLE001 - the watchdog may be gone already
+            pass
+        return set(self.child_pids)
+
+    def engine_pid(self, timeout=10.0):
+        """The engine child's PID (the watchdog forks it first thing)."""
+        pids = wait_until(self.refresh_children, timeout)
+        assert pids, f"shoal-engine {self.pid} has no child after {timeout} s:\n{self.log()}"
+        return min(pids)
+
+    def wait_exit(self, timeout):
+        """The exit status, or None if the watchdog still runs after `timeout` seconds."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, grace=5.0):
+        self.refresh_children()
+        status = super().stop(grace)
+        # The engine dies with its watchdog (PR_SET_PDEATHSIG); make sure, by PID.
+        try:
+            import psutil
+        except ImportError:
+            return status
+        procs = []
+        for pid in self.child_pids:
+            try:
+                procs.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=3)
         for p in alive:
             try:
                 p.kill()
@@ -497,11 +566,11 @@ def procs(request):
     yield started
     # Engines first, while the controller can still take their nannies' goodbyes (a nanny
     # lingers 3 s on a controller that is gone).
-    engines = [p for p in started if isinstance(p, Engine)]
+    engines = [p for p in started if isinstance(p, (Engine, ShoalEngine))]
     for e in engines:  # all at once: each takes a second or two to go
         e.refresh_children()
         e.signal(signal.SIGTERM)
-    for p in engines + [p for p in reversed(started) if not isinstance(p, Engine)]:
+    for p in engines + [p for p in reversed(started) if p not in engines]:
         p.stop()
 
 
@@ -630,3 +699,142 @@ def fake_engines():
     yield make
     for e in engines:
         e.close()
+
+
+# ---------------------------------------------------------------------------------------
+# shoal-engine fixtures
+
+
+@pytest.fixture
+def start_stock_controller(tmp_path, procs, base_env):
+    """start_stock_controller(profile_dir=None, ping=250) -> Controller running IPython
+    Parallel 7.1's own controller (`python3 -m ipyparallel.controller`)."""
+    counter = [0]
+
+    def start(*args, profile_dir=None, ping=250, wait=True):
+        counter[0] += 1
+        profile_dir = Path(profile_dir) if profile_dir else tmp_path / "profile"
+        argv = [f"--profile-dir={profile_dir}", "--ip=127.0.0.1"]
+        if ping is not None:
+            argv.append(f"--ping={ping}")
+        argv += list(args)
+        ctl = Controller(PYTHON, profile_dir, argv, dict(base_env),
+                         tmp_path / f"stock-controller-{counter[0]}.log",
+                         name="ipyparallel.controller", argv_prefix=("-m", "ipyparallel.controller"))
+        procs.append(ctl)
+        if wait:
+            ctl.wait_ready(30.0)
+        return ctl
+
+    return start
+
+
+@pytest.fixture
+def engine_env(base_env):
+    """The environment shoal-engines run in: the repo's Python package on SHOAL_PYTHON_DIR."""
+    env = dict(base_env)
+    env["SHOAL_PYTHON_DIR"] = str(REPO_ROOT / "python")
+    for var in ("VIRTUAL_ENV", "PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID",
+                "SHOAL_ENGINE_PYTHON"):
+        env.pop(var, None)
+    return env
+
+
+@pytest.fixture
+def start_shoal_engines(tmp_path, procs, engine_env):
+    """start_shoal_engines(controller, n=1, args=(), env=None) -> [ShoalEngine]."""
+    binary = engine_binary()
+    if not binary.exists():
+        pytest.fail(f"shoal-engine binary not found at {binary} (set SHOAL_ENGINE or build "
+                    f"it: cmake --build --preset dev --target shoal-engine)")
+    counter = [0]
+
+    def start(controller, n=1, args=(), env=None, profile_args=True):
+        engines = []
+        for _ in range(n):
+            counter[0] += 1
+            e = dict(engine_env)
+            if env:
+                e.update(env)
+            eng = ShoalEngine(binary, controller, e, tmp_path / f"shoal-engine-{counter[0]}.log",
+                              extra_args=args, profile_args=profile_args)
+            procs.append(eng)
+            engines.append(eng)
+        return engines
+
+    return start
+
+
+@pytest.fixture
+def ipp_client():
+    """ipp_client(controller, n_engines=0) -> a stock ipyparallel.Client made the way users
+    make one (`Client(profile_dir=...)`), closed at teardown."""
+    import ipyparallel as ipp
+
+    clients = []
+
+    def make(controller, n_engines=0, wait=60):
+        kw = {"cluster_id": controller.cluster_id} if controller.cluster_id else {}
+        rc = ipp.Client(profile_dir=str(controller.profile_dir), timeout=15, **kw)
+        clients.append(rc)
+        if n_engines:
+            rc.wait_for_engines(n_engines, timeout=wait)
+        return rc
+
+    yield make
+    for rc in clients:
+        try:
+            rc.close(linger=0)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class ShoalCluster:
+    """A controller, its shoal-engines and a stock client that sees all of them."""
+
+    def __init__(self, controller, engines, client):
+        self.controller = controller
+        self.engines = engines
+        self.client = client
+
+    def engine_for(self, engine_id, timeout=10.0):
+        """The ShoalEngine process serving `engine_id` (matched by the engine's pid)."""
+        pid = self.client[engine_id].apply_sync(os.getpid)
+        for e in self.engines:
+            if pid in wait_until(e.refresh_children, timeout):
+                return e
+        raise AssertionError(f"no started shoal-engine has child pid {pid}")
+
+
+@pytest.fixture
+def shoal_cluster(start_controller, start_stock_controller, start_shoal_engines, ipp_client):
+    """shoal_cluster(n=2, stock=False, controller_args=(), engine_args=(), env=None) ->
+    ShoalCluster with every engine registered (`rc.ids` has n ids)."""
+
+    def make(n=2, stock=False, controller_args=(), engine_args=(), env=None, ping=250):
+        if stock:
+            ctl = start_stock_controller(*controller_args, ping=ping)
+        else:
+            ctl = start_controller(*controller_args, ping=ping)
+        engines = start_shoal_engines(ctl, n, args=engine_args, env=env)
+        rc = ipp_client(ctl)
+        try:
+            rc.wait_for_engines(n, timeout=60)
+        except Exception as exc:  # noqa: BLE001 - report what the engines said
+            logs = "\n".join(f"--- {e.log_path}\n{e.log()}" for e in engines)
+            raise AssertionError(f"{n} shoal-engines did not register: {exc}\n{logs}") from exc
+        return ShoalCluster(ctl, engines, rc)
+
+    return make
+
+
+def remote_errors(exc):
+    """[(ename, evalue, traceback_text)] of a RemoteError, or of each error a CompositeError
+    holds (what a user reads from either)."""
+    from ipyparallel import error
+
+    if isinstance(exc, error.CompositeError):
+        return [(e[0], e[1], e[2] or "") for e in exc.elist]
+    if isinstance(exc, error.RemoteError):
+        return [(exc.ename, exc.evalue, exc.traceback or "")]
+    return [(type(exc).__name__, str(exc), "")]

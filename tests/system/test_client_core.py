@@ -1,7 +1,7 @@
 """System tests of the C++ client core through shoal._core, against the real
 shoal-controller and shoal-engine binaries.
 
-Binaries: $SHOAL_CONTROLLER / $SHOAL_ENGINE, else build/dev/bin/. The extension module:
+Binaries: $SHOAL_CONTROLLER / $SHOAL_ENGINE, else build/dev/bin/ (conftest.py). The extension module:
 $SHOAL_CORE_DIR (the directory holding shoal/_core*.so), else build/dev/python.
 """
 
@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, Proc, wait_until
+from conftest import REPO_ROOT, wait_until
 
 CORE_DIR = Path(os.environ.get("SHOAL_CORE_DIR", REPO_ROOT / "build" / "dev" / "python"))
-ENGINE_BIN = Path(os.environ.get("SHOAL_ENGINE", REPO_ROOT / "build" / "dev" / "bin" / "shoal-engine"))
 for p in (str(REPO_ROOT / "python"), str(CORE_DIR)):
     if p not in sys.path:
         sys.path.insert(0, p)
@@ -27,24 +26,11 @@ from shoal import serialize  # noqa: E402
 PICKLE5 = {"serializer": serialize.SERIALIZER}
 
 
-class ShoalEngine(Proc):
-    def __init__(self, controller, env, log_path):
-        super().__init__("shoal-engine", [ENGINE_BIN, f"--profile-dir={controller.profile_dir}"],
-                         env, log_path)
-
-
 @pytest.fixture
-def cluster(start_controller, procs, base_env, tmp_path):
+def cluster(start_controller, start_shoal_engines):
     """(controller, [engines], core) with two shoal-engines registered."""
-    if not ENGINE_BIN.exists():
-        pytest.fail(f"shoal-engine not found at {ENGINE_BIN}")
     ctl = start_controller()
-    env = dict(base_env, SHOAL_PYTHON_DIR=str(REPO_ROOT / "python"))
-    engines = []
-    for i in range(2):
-        e = ShoalEngine(ctl, env, tmp_path / f"shoal-engine-{i}.log")
-        procs.append(e)
-        engines.append(e)
+    engines = start_shoal_engines(ctl, n=2)
     core = _core.ClientCore(connection_file=str(ctl.client_file), timeout=15)
     core.wait_for_engines(2, 60)
     yield ctl, engines, core

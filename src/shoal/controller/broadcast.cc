@@ -73,6 +73,11 @@ void Controller::Impl::OnBroadcastFromEngine(Frames&& frames) {
   opts.parse_parent = true;
   if (!DecodeOrLog(std::move(frames), "broadcast (engine side)", opts, rep)) return;
   if (rep.num_identities() < 2) return;
+  if (ParkUntilOutputs(rep, [this](Message& m) { FinishBroadcastReply(m); })) return;
+  FinishBroadcastReply(rep);
+}
+
+void Controller::Impl::FinishBroadcastReply(Message& rep) {
   const Json& md = rep.metadata;
   if (md.is_object() && wire::GetBool(md, "is_coalescing", false)) {
     std::string orig = wire::GetString(md, "original_msg_id");

@@ -193,6 +193,7 @@ Status Controller::Impl::Run() {
     if (shutdown_at_) next = std::min(next, *shutdown_at_);
     if (state_dirty_) next = std::min(next, next_state_write_);
     if (!outbox_.empty()) next = std::min(next, now + 20 * kMicrosPerMilli);  // retry soon
+    for (const auto& [id, p] : parked_) next = std::min(next, p.deadline);
     long timeout_ms = std::clamp<long>(static_cast<long>((next - now + 999) / 1000), 0, 200);
     sk_->Poll(timeout_ms, [this](Channel ch, Frames&& frames) { Dispatch(ch, std::move(frames)); });
     OnTimers();
@@ -369,6 +370,9 @@ void Controller::Impl::EngineGone(const EngineInfo& dead, const std::string& why
   if (!registry_.Unregister(info.id)) return;
   SHOAL_LOG(Info) << "engine " << info.id << " (" << info.uuid << ") " << why;
   heart_.Forget(info.uuid);
+  // Answer its direct requests first: stock clients fail the rest themselves on the
+  // notification, without the reason.
+  FailInFlight(info, reason);
   Json note = {{"id", info.id}, {"uuid", info.uuid}};
   if (!reason.empty()) {
     note["reason"] = reason;  // an extension: stock clients ignore it
@@ -489,6 +493,7 @@ void Controller::Impl::Beat() {
 void Controller::Impl::OnTimers() {
   Micros now = clock_.MonotonicMicros();
   if (!outbox_.empty()) FlushOutbox();
+  if (!parked_.empty()) ReleaseParked(now);
   if (state_dirty_ && now >= next_state_write_) {
     WriteEngineState();
     next_state_write_ = now + 100 * kMicrosPerMilli;

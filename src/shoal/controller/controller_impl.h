@@ -4,6 +4,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -79,6 +80,9 @@ class Controller::Impl : public TaskSink {
   // Mux and control: [client_rid, engine_uuid, D, ...] <-> [engine_uuid, client_rid, D, ...].
   struct DirectRelay;
   void RelayToEngine(const DirectRelay& relay, Frames&& frames);
+  void FinishRelayToClient(const DirectRelay& relay, Message& rep);
+  void FinishTaskReply(Message& rep);
+  void FinishBroadcastReply(Message& rep);
   void RelayToClient(const DirectRelay& relay, Frames&& frames);
   // One handler per readable socket.
   void OnQuery(Frames&& frames);
@@ -148,6 +152,34 @@ class Controller::Impl : public TaskSink {
   std::optional<Micros> shutdown_at_;
   std::deque<std::pair<Micros, EngineInfo>> stranded_mux_;
   std::unordered_map<std::string, std::string> death_reasons_;  // engine uuid -> reason
+
+  // Direct (mux) requests an engine has not answered yet, so that a death reported by the
+  // engine's watchdog can answer them with the reason before the unregistration
+  // notification (on which stock clients fail them with a text of their own).
+  struct InFlight {
+    std::string engine_uuid, client_rid, msg_type, header;
+  };
+  std::unordered_map<std::string, InFlight> mux_in_flight_;  // msg_id -> request
+  void FailInFlight(const EngineInfo& info, const std::string& reason);
+
+  // Replies wait until the outputs their engine published before them have been relayed:
+  // shoal-engine puts that count in the reply's metadata ("shoal_outputs"). Output and reply
+  // travel on different sockets, so without this a client can see a reply before the
+  // request's last output. A reply waits at most kOutputWait.
+  static constexpr Micros kOutputWait = 100 * kMicrosPerMilli;
+  struct ParkedReply {
+    Micros deadline;
+    size_t expected;
+    std::shared_ptr<Message> reply;
+    std::function<void(Message&)> resume;
+  };
+  std::unordered_map<std::string, ParkedReply> parked_;   // reply parent msg_id -> reply
+  std::unordered_map<std::string, size_t> outputs_seen_;  // request msg_id -> outputs relayed
+  std::deque<std::string> outputs_order_;                 // bounds outputs_seen_
+  // True when `rep` was parked; `resume` then runs with it once its outputs are through.
+  bool ParkUntilOutputs(Message& rep, std::function<void(Message&)> resume);
+  void CountOutput(const std::string& request_id);
+  void ReleaseParked(Micros now);
   Message* current_reply_ = nullptr;      // the engine reply OnEngineReply is handling
   std::string scheduler_failure_reason_;  // evalue for the next DeliverFailure, if any
 

@@ -56,7 +56,11 @@ void Controller::Impl::RelayToEngine(const DirectRelay& relay, Frames&& frames) 
                      "no engine with uuid '" + target + "'");
     return;
   }
-  if (relay.hub) hub_->OnRequest(req, "mux", target);
+  if (relay.hub) {
+    mux_in_flight_[req.msg_id()] = {target, std::string(req.identity(0)), req.msg_type(),
+                                    std::string(req.frame(wire::kHeaderOffset))};
+    hub_->OnRequest(req, "mux", target);
+  }
   std::swap(req.frames[0], req.frames[1]);  // [engine_uuid, client_rid, D, ...]
   SendToEngineSocket(relay.engine_side, target, req.frames);
 }
@@ -68,7 +72,17 @@ void Controller::Impl::RelayToClient(const DirectRelay& relay, Frames&& frames) 
   opts.parse_metadata = relay.hub;
   if (!DecodeOrLog(std::move(frames), relay.name, opts, rep)) return;
   if (rep.num_identities() < 2) return;
-  if (relay.hub) hub_->OnResult(rep, std::string(rep.identity(0)));
+  if (relay.hub &&
+      ParkUntilOutputs(rep, [this, relay](Message& m) { FinishRelayToClient(relay, m); }))
+    return;
+  FinishRelayToClient(relay, rep);
+}
+
+void Controller::Impl::FinishRelayToClient(const DirectRelay& relay, Message& rep) {
+  if (relay.hub) {
+    mux_in_flight_.erase(rep.parent_msg_id());
+    hub_->OnResult(rep, std::string(rep.identity(0)));
+  }
   std::swap(rep.frames[0], rep.frames[1]);  // [client_rid, engine_uuid, D, ...]
   ControllerSockets::SendFrames(relay.client_side, rep.frames);
 }
@@ -134,6 +148,11 @@ void Controller::Impl::OnTaskFromEngine(Frames&& frames) {
   opts.parse_parent = true;
   if (!DecodeOrLog(std::move(frames), "task (engine side)", opts, rep)) return;
   if (rep.num_identities() < 2) return;
+  if (ParkUntilOutputs(rep, [this](Message& m) { FinishTaskReply(m); })) return;
+  FinishTaskReply(rep);
+}
+
+void Controller::Impl::FinishTaskReply(Message& rep) {
   std::string engine_uuid(rep.identity(0));
   const Json& md = rep.metadata;
   bool ok = md.is_object() && wire::GetString(md, "status") == "ok";
@@ -212,12 +231,90 @@ void Controller::Impl::OnIopub(Frames&& frames) {
   if (!DecodeOrLog(std::move(frames), "iopub", opts, msg)) return;
   std::string type = msg.msg_type();
   if (type == "status") return;
+  if (type != msg::kIopubShutdownReply) CountOutput(msg.parent_msg_id());
   if (type == msg::kIopubShutdownReply) {
     std::string session = wire::GetString(msg.header, "session");
     if (const EngineInfo* e = registry_.FindByUuid(session)) EngineGone(*e, "shut down");
     return;
   }
   hub_->OnIopub(msg);
+}
+
+void Controller::Impl::FailInFlight(const EngineInfo& info, const std::string& reason) {
+  for (auto it = mux_in_flight_.begin(); it != mux_in_flight_.end();) {
+    if (it->second.engine_uuid != info.uuid) {
+      ++it;
+      continue;
+    }
+    if (!reason.empty()) {
+      const InFlight& f = it->second;
+      Json parent;
+      if (!wire::ParseJsonObject(f.header, "header", parent).ok()) parent = Json::object();
+      Json content = ErrorContent("EngineError", "Engine " + std::to_string(info.id) +
+                                                     " died while running task '" + it->first +
+                                                     "': " + reason);
+      content["engine_info"] = {{"engine_uuid", info.uuid}, {"engine_id", info.id}};
+      Json md = {{"status", "error"},
+                 {"engine", info.uuid},
+                 {"dependencies_met", true},
+                 {"engine_info", content["engine_info"]}};
+      SendReply(sk_->mux_client(), {f.client_rid, info.uuid}, ReplyType(f.msg_type), parent,
+                content, {}, md);
+    }
+    it = mux_in_flight_.erase(it);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Replies that wait for their outputs
+
+bool Controller::Impl::ParkUntilOutputs(Message& rep, std::function<void(Message&)> resume) {
+  const Json* n = rep.metadata.is_object() ? wire::Find(rep.metadata, "shoal_outputs") : nullptr;
+  if (!n || !n->is_number_unsigned() || n->get<size_t>() == 0) return false;
+  std::string id = rep.parent_msg_id();
+  auto seen = outputs_seen_.find(id);
+  size_t expected = n->get<size_t>();
+  if (seen != outputs_seen_.end() && seen->second >= expected) {
+    outputs_seen_.erase(seen);
+    return false;
+  }
+  parked_[id] = ParkedReply{clock_.MonotonicMicros() + kOutputWait, expected,
+                            std::make_shared<Message>(std::move(rep)), std::move(resume)};
+  return true;
+}
+
+void Controller::Impl::CountOutput(const std::string& request_id) {
+  if (request_id.empty()) return;
+  auto [it, inserted] = outputs_seen_.try_emplace(request_id, 0);
+  ++it->second;
+  if (inserted) {
+    outputs_order_.push_back(request_id);
+    constexpr size_t kRemembered = 65536;  // outputs of requests whose replies never came
+    if (outputs_order_.size() > kRemembered) {
+      outputs_seen_.erase(outputs_order_.front());
+      outputs_order_.pop_front();
+    }
+  }
+  auto p = parked_.find(request_id);
+  if (p == parked_.end() || it->second < p->second.expected) return;
+  ParkedReply done = std::move(p->second);
+  parked_.erase(p);
+  outputs_seen_.erase(request_id);
+  done.resume(*done.reply);
+}
+
+void Controller::Impl::ReleaseParked(Micros now) {
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    if (it->second.deadline > now) {
+      ++it;
+      continue;
+    }
+    SHOAL_LOG(Debug) << "reply to " << it->first << " relayed without all its outputs";
+    ParkedReply done = std::move(it->second);
+    outputs_seen_.erase(it->first);
+    it = parked_.erase(it);
+    done.resume(*done.reply);
+  }
 }
 
 }  // namespace shoal::controller

@@ -1,5 +1,6 @@
 #include "shoal/controller/sockets.h"
 
+#include <algorithm>
 #include <cerrno>
 
 #include "shoal/common/log.h"
@@ -197,6 +198,10 @@ Result<std::unique_ptr<ControllerSockets>> ControllerSockets::Bind(const SocketP
   SHOAL_RETURN_NOT_OK(make(s->hb_pong_, zmq::socket_type::router, "", Channel::kPong, true));
   SHOAL_RETURN_NOT_OK(bind(*s->hb_pong_, true, ce.hb_pong, E.hb_pong));
 
+  // Engines publish a request's output before they send its reply, but on another
+  // connection; when both are waiting, relay the output first so clients see it first.
+  std::stable_partition(s->readable_.begin(), s->readable_.end(),
+                        [](const auto& r) { return r.second == Channel::kIopubEngine; });
   s->engine_interface_ = plan.transport + "://" + eip;
   s->client_interface_ = plan.transport + "://" + cip;
   return s;

@@ -209,6 +209,7 @@ void Engine::Impl::Publish(std::string_view msg_type, std::string_view content_j
                                      metadata_json.empty() ? engine_metadata : metadata_json,
                                      content_json, *main_signer, std::move(buffers));
   SendFrames(iopub_main, f);
+  ++outputs_published;
 }
 
 void Engine::Impl::PublishStatus(zmq::socket_t& pub, std::string_view parent, const char* state) {
@@ -236,9 +237,15 @@ Json Engine::Impl::ReplyMetadata(const Message& req) const {
   return out;
 }
 
-void Engine::Impl::SendShellReply(Message& req, std::string_view reply_type,
-                                  const std::string& metadata, const std::string& content,
-                                  wire::Frames buffers) {
+void Engine::Impl::SendShellReply(Message& req, std::string_view reply_type, std::string metadata,
+                                  const std::string& content, wire::Frames buffers) {
+  if (outputs_published > 0) {
+    // How many outputs precede this reply: shoal-controller holds the reply until it has
+    // relayed them, so clients see a request's output before its reply.
+    metadata.pop_back();  // the closing brace of the JSON object
+    metadata += (metadata.size() > 1 ? ", " : "") + std::string("\"shoal_outputs\": ") +
+                std::to_string(outputs_published) + "}";
+  }
   std::vector<zmq::message_t> ids;
   ids.reserve(req.delim);
   for (size_t i = 0; i < req.delim; ++i) ids.push_back(std::move(req.frames[i]));
@@ -254,6 +261,7 @@ bool Engine::Impl::TakeAborted(const std::string& msg_id) {
 }
 
 void Engine::Impl::SendAborted(Message& req) {
+  outputs_published = 0;
   std::string parent(req.frame(wire::kHeaderOffset));
   PublishStatus(iopub_main, parent, "busy");
   Json md = ReplyMetadata(req);
@@ -281,6 +289,7 @@ void Engine::Impl::HandleShell(Message& req) {
     return;
   }
   current_parent.assign(req.frame(wire::kHeaderOffset));
+  outputs_published = 0;
   busy = true;
   PublishStatus(iopub_main, current_parent, "busy");
   Json md = ReplyMetadata(req);
@@ -339,6 +348,7 @@ void Engine::Impl::HandleShell(Message& req) {
   PublishStatus(iopub_main, current_parent, "idle");
   busy = false;
   current_parent = "{}";
+  outputs_published = 0;
   // After a failed cell, IPython kernels abort what is already queued (stop_on_error).
   if (abort_rest) AbortQueued();
 }

@@ -49,6 +49,7 @@ struct Engine::Impl : IopubSink {
   zmq::socket_t shell, iopub_main, pair_main;
   std::unique_ptr<PythonHost> python;
   std::string current_parent = "{}";  // header of the request being handled
+  size_t outputs_published = 0;       // iopub outputs (not status) for that request
 
   // --- I/O thread ---
   zmq::socket_t control, hb_ping, hb_pong, iopub_io, pair_io;
@@ -74,7 +75,7 @@ struct Engine::Impl : IopubSink {
   void SendAborted(Message& req);
   bool TakeAborted(const std::string& msg_id);
   Json ReplyMetadata(const Message& req) const;
-  void SendShellReply(Message& req, std::string_view reply_type, const std::string& metadata,
+  void SendShellReply(Message& req, std::string_view reply_type, std::string metadata,
                       const std::string& content, wire::Frames buffers = {});
   void PublishStatus(zmq::socket_t& pub, std::string_view parent, const char* state);
   void Publish(std::string_view msg_type, std::string_view content_json, std::string_view topic,
