@@ -23,20 +23,15 @@ void ResultBook::Add(Track track) {
 
 void ResultBook::Deliver(Entry& e, ReplyPtr reply) {
   e.replied = true;
-  if (!e.track.engine_uuid.empty()) {
-    auto it = by_engine_.find(e.track.engine_uuid);
-    if (it != by_engine_.end()) {
-      it->second.erase(e.track.msg_id);
-      if (it->second.empty()) by_engine_.erase(it);
-    }
-  }
   // No iopub output follows a reply the controller or this client made (empty engine_info),
-  // nor, reliably, an aborted one: the outputs are complete now.
+  // an EngineError (the engine is gone), nor, reliably, an aborted one: the outputs are
+  // complete now.
   if (!e.idle) {
     const std::string status = reply->status();
-    bool engine_made =
-        reply->content().contains("engine_info") && !reply->content()["engine_info"].empty();
-    if (reply->synthesized() || status == "aborted" || (status == "error" && !engine_made)) {
+    const Json& c = reply->content();
+    bool engine_made = c.contains("engine_info") && !c["engine_info"].empty();
+    if (reply->synthesized() || status == "aborted" || (status == "error" && !engine_made) ||
+        wire::GetString(c, "ename") == "EngineError") {
       e.idle = true;
       e.track.outputs->MarkIdle();
     }
@@ -44,9 +39,21 @@ void ResultBook::Deliver(Entry& e, ReplyPtr reply) {
   e.track.promise.Set(std::move(reply));
 }
 
+void ResultBook::Forget(std::unordered_map<std::string, Entry>::iterator it) {
+  const std::string& uuid = it->second.track.engine_uuid;
+  if (!uuid.empty()) {
+    auto eng = by_engine_.find(uuid);
+    if (eng != by_engine_.end()) {
+      eng->second.erase(it->first);
+      if (eng->second.empty()) by_engine_.erase(eng);
+    }
+  }
+  entries_.erase(it);
+}
+
 void ResultBook::MaybeForget(const std::string& msg_id) {
   auto it = entries_.find(msg_id);
-  if (it != entries_.end() && it->second.replied && it->second.idle) entries_.erase(it);
+  if (it != entries_.end() && it->second.replied && it->second.idle) Forget(it);
 }
 
 bool ResultBook::OnReply(wire::Message&& msg) {
@@ -107,29 +114,41 @@ size_t ResultBook::OnEngineGone(int id, const std::string& uuid, const std::stri
   size_t failed = 0;
   for (const std::string& msg_id : ids) {
     auto it = entries_.find(msg_id);
-    if (it == entries_.end() || it->second.replied) continue;
-    Track& t = it->second.track;
-    std::string evalue =
-        "Engine " + std::to_string(id) + " died while running task '" + msg_id + "'";
-    if (!reason.empty()) evalue += " (" + reason + ")";
-    wire::Json parent;
-    if (!wire::ParseJsonObject(t.request_header, "request header", parent).ok())
-      parent = wire::Json::object();
-    wire::Json header = {{"msg_id", msg_id + "_engine_error"},
-                         {"msg_type", ReplyTypeFor(t.request_type)},
-                         {"session", session_}};
-    wire::Json content = {{"status", "error"},
-                          {"ename", "EngineError"},
-                          {"evalue", evalue},
-                          {"traceback", {"EngineError: " + evalue}},
-                          {"engine_info", wire::Json::object()}};
-    wire::Json metadata = {{"status", "error"}, {"engine", uuid}};
-    t.engine_uuid.clear();  // already dropped from by_engine_
-    Deliver(it->second, Reply::Make(msg_id, header, parent, metadata, content, uuid));
-    MaybeForget(msg_id);
-    ++failed;
+    if (it == entries_.end()) continue;
+    Entry& e = it->second;
+    e.track.engine_uuid.clear();  // already dropped from by_engine_
+    if (!e.replied) {
+      Deliver(e, EngineErrorReply(e.track, id, uuid, reason));
+      ++failed;
+    }
+    // A dead engine sends no more output.
+    if (!e.idle) {
+      e.idle = true;
+      e.track.outputs->MarkIdle();
+    }
+    entries_.erase(it);
   }
   return failed;
+}
+
+ReplyPtr ResultBook::EngineErrorReply(const Track& t, int id, const std::string& uuid,
+                                      const std::string& reason) const {
+  std::string evalue =
+      "Engine " + std::to_string(id) + " died while running task '" + t.msg_id + "'";
+  if (!reason.empty()) evalue += " (" + reason + ")";
+  wire::Json parent;
+  if (!wire::ParseJsonObject(t.request_header, "request header", parent).ok())
+    parent = wire::Json::object();
+  wire::Json header = {{"msg_id", t.msg_id + "_engine_error"},
+                       {"msg_type", ReplyTypeFor(t.request_type)},
+                       {"session", session_}};
+  wire::Json content = {{"status", "error"},
+                        {"ename", "EngineError"},
+                        {"evalue", evalue},
+                        {"traceback", {"EngineError: " + evalue}},
+                        {"engine_info", wire::Json::object()}};
+  wire::Json metadata = {{"status", "error"}, {"engine", uuid}};
+  return Reply::Make(t.msg_id, header, parent, metadata, content, uuid);
 }
 
 void ResultBook::Fail(const std::string& msg_id, const Status& status) {
@@ -138,11 +157,7 @@ void ResultBook::Fail(const std::string& msg_id, const Status& status) {
   Entry& e = it->second;
   if (e.track.outputs) e.track.outputs->MarkIdle();
   if (!e.replied) e.track.promise.Set(status);
-  if (!e.track.engine_uuid.empty()) {
-    auto eng = by_engine_.find(e.track.engine_uuid);
-    if (eng != by_engine_.end()) eng->second.erase(msg_id);
-  }
-  entries_.erase(it);
+  Forget(it);
 }
 
 void ResultBook::FailAll(const Status& status) {

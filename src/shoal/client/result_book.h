@@ -50,7 +50,8 @@ class ResultBook {
 
   // Engine `uuid` (id `id`) unregistered: every request addressed to it that has no reply
   // gets an EngineError reply "Engine <id> died while running task '<msg_id>'", followed by
-  // " (<reason>)" when the controller gave one. Returns how many were failed.
+  // " (<reason>)" when the controller gave one, and every request addressed to it stops
+  // waiting for output. Returns how many were failed.
   size_t OnEngineGone(int id, const std::string& uuid, const std::string& reason);
 
   // Fails one request (e.g. it could not be sent) and forgets it.
@@ -69,6 +70,9 @@ class ResultBook {
   };
   void Deliver(Entry& e, ReplyPtr reply);
   void MaybeForget(const std::string& msg_id);
+  void Forget(std::unordered_map<std::string, Entry>::iterator it);
+  ReplyPtr EngineErrorReply(const Track& t, int id, const std::string& uuid,
+                            const std::string& reason) const;
 
   std::string session_;
   std::unordered_map<std::string, Entry> entries_;

@@ -162,9 +162,22 @@ TEST_F(ResultBookTest, EngineGoneFailsItsRequestsWithReason) {
   EXPECT_TRUE(b.reply.ready());
   EXPECT_FALSE(other.reply.ready());
   EXPECT_TRUE(done.reply.ready());
+  EXPECT_TRUE(done.outputs->idle());  // replied, and no idle will come from a dead engine
   EXPECT_EQ(book_.OnEngineGone(3, kEngine, ""), 0u);
-  // m3 waits; m4 waits for idle.
-  EXPECT_EQ(book_.outstanding(), 2u);
+  EXPECT_EQ(book_.outstanding(), 1u);  // m3, on another engine
+}
+
+TEST_F(ResultBookTest, ControllerEngineErrorCompletesOutputs) {
+  // shoal-controller answers a dead engine's requests itself, engine_info filled in.
+  Submitted s = Add("m1");
+  Json err = {{"status", "error"},
+              {"ename", "EngineError"},
+              {"evalue", "killed"},
+              {"engine_info", {{"engine_id", 3}, {"engine_uuid", kEngine}}}};
+  EXPECT_TRUE(book_.OnReply(Msg("execute_reply", "m1", err)));
+  EXPECT_TRUE(s.outputs->idle());
+  EXPECT_EQ(book_.outstanding(), 0u);
+  EXPECT_EQ(book_.OnEngineGone(3, kEngine, "killed"), 0u);  // nothing left to fail
 }
 
 TEST_F(ResultBookTest, EngineGoneWithoutReason) {
