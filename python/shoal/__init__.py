@@ -5,4 +5,8 @@ the Python half of ``shoal-engine`` (:mod:`shoal._engine`). Importing it is chea
 purpose (no IPython or numpy), because the engine host and clients import it at start-up.
 """
 
+# Built extension modules (shoal._core) may live in another `shoal` directory on sys.path,
+# e.g. <build>/python/shoal next to <repo>/python/shoal during development.
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
 __version__ = "0.1.0"
