@@ -202,10 +202,9 @@ class AsyncResult:
             reply = sub.reply.result(0)
         except Exception as exc:  # noqa: BLE001 - closed client, controller shut down...
             return error.EngineError(f"no reply to {sub.msg_id}: {exc}")
-        exc = error.exception_from_reply(reply.status, reply.content, reply.msg_id,
-                                         self._client._uuid_to_id())
-        if exc is not None:
-            return exc
+        if reply.status != "ok":
+            return error.exception_from_reply(reply.status, reply.content, reply.msg_id,
+                                              self._client._uuid_to_id())
         if self._kind == "apply":
             return self._client._decode(reply)
         if self._kind == "execute":

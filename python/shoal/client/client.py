@@ -284,9 +284,15 @@ class Client:
                     failure = exc
         if hub:
             [s] = self._send("query", "shutdown_request")
-            reply = s.reply.result(30)
-            exc = error.exception_from_reply(reply.status, reply.content, reply.msg_id)
-            if exc is not None:
+            try:
+                reply = s.reply.result(30)
+            except TimeoutError:
+                raise
+            except Exception:  # noqa: BLE001 - the shutdown_notification came first
+                reply = None
+            exc = reply and error.exception_from_reply(reply.status, reply.content,
+                                                       reply.msg_id)
+            if exc:
                 failure = failure or exc
             else:
                 self.close()

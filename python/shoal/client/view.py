@@ -6,6 +6,7 @@ closures work, numpy arrays go as zero-copy frames. push/pull/map run the small 
 """
 
 import pickle
+import warnings
 from contextlib import contextmanager
 
 import cloudpickle
@@ -153,7 +154,10 @@ class DirectView(View):
         ar = AsyncResult(self.client, subs, fname=_name(f), single=self._single(targets))
         return self._finish(ar, block)
 
-    def _map(self, f, pf, seqs, n):
+    def _map(self, f, pf, seqs, n, chunksize=None, ordered=True):
+        if chunksize:
+            warnings.warn("`chunksize` is ignored unless load balancing", UserWarning,
+                          stacklevel=3)
         ids = self._ids()
         subs = []
         for index, eid in enumerate(ids):

@@ -30,7 +30,7 @@ _spec.loader.exec_module(system)
 
 # Fixtures and hooks reused from the system tests (per-test time limit, logs on failure).
 from shoal_system_conftest import (  # noqa: E402,F401
-    base_env, engine_env, procs, pytest_configure, pytest_runtest_call,
+    base_env, controller, engine_env, procs, pytest_configure, pytest_runtest_call,
     pytest_runtest_makereport, start_controller, start_shoal_engines, wait_until)
 
 N_ENGINES = 3
