@@ -134,6 +134,10 @@ def own_cluster(start_controller, start_shoal_engines):
         clients.append(client)
         if n:
             client.wait_for_engines(n, timeout=60)
+            # Registered is not ready: Python may still be starting. A shutdown_request
+            # that arrives then is lost by shoal-engine (the engine stays up), so wait
+            # until every engine has answered once.
+            client[:].apply_sync(os.getpid)
         return ctl, engines, client
 
     yield make
