@@ -1,8 +1,10 @@
 """shoal: a C++ reimplementation of IPython Parallel, wire-compatible with ipyparallel 7.1.
 
-This package holds shoal's Python pieces: the payload format (:mod:`shoal.serialize`) and
-the Python half of ``shoal-engine`` (:mod:`shoal._engine`). Importing it is cheap on
-purpose (no IPython or numpy), because the engine host and clients import it at start-up.
+This package holds shoal's Python pieces: the payload format (:mod:`shoal.serialize`), the
+Python half of ``shoal-engine`` (:mod:`shoal._engine`) and the client (:mod:`shoal.client`,
+IPython Parallel's API: ``import shoal as ipp; rc = ipp.Client()``). Importing it is cheap on
+purpose (no IPython, numpy or client), because the engine host imports it at start-up; the
+client's names are loaded on first use.
 """
 
 # Built extension modules (shoal._core) may live in another `shoal` directory on sys.path,
@@ -10,3 +12,30 @@ purpose (no IPython or numpy), because the engine host and clients import it at 
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 __version__ = "0.1.0"
+
+_CLIENT_NAMES = {"Client", "View", "DirectView", "LoadBalancedView", "AsyncResult",
+                 "AsyncMapResult", "ExecuteReply", "Metadata"}
+_ERROR_NAMES = {"RemoteError", "CompositeError", "EngineError", "TaskAborted", "TaskTimeout",
+                "NoEnginesRegistered", "TimeoutError"}
+
+__all__ = sorted(_CLIENT_NAMES | _ERROR_NAMES | {"error", "interactive", "__version__"})
+
+
+def interactive(f):
+    """Run ``f`` on engines as if defined interactively: its globals are the engine's user
+    namespace (IPython Parallel's ``@interactive``)."""
+    f.__module__ = "__main__"
+    return f
+
+
+def __getattr__(name):
+    if name in _CLIENT_NAMES:
+        from shoal import client
+        return getattr(client, name)
+    if name in _ERROR_NAMES:
+        from shoal import error
+        return getattr(error, name)
+    if name == "error":
+        import importlib
+        return importlib.import_module("shoal.error")
+    raise AttributeError(f"module 'shoal' has no attribute {name!r}")

@@ -1,0 +1,463 @@
+"""AsyncResult / AsyncMapResult: handles on requests in flight (IPython Parallel's API).
+
+An AsyncResult holds ``shoal._core.Submitted`` objects, one per message. It is ready when
+every message has its reply *and* its output (the engine's ``idle``; shoal-controller
+relays output before the reply), so ``stdout`` is complete once ``get()`` returns.
+"""
+
+import sys
+import time
+from datetime import datetime, timezone
+
+from shoal import error
+from shoal.client import _partition
+
+_FOREVER = None
+
+
+def _deadline(timeout):
+    """Monotonic deadline for IPython Parallel's timeouts (None or negative = none)."""
+    if timeout is None or timeout < 0:
+        return None
+    return time.monotonic() + timeout
+
+
+def _left(deadline):
+    if deadline is None:
+        return _FOREVER
+    return max(0.0, deadline - time.monotonic())
+
+
+def _parse_date(value):
+    if not isinstance(value, str):
+        return value
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return value
+
+
+class Metadata(dict):
+    """A dict whose keys are also attributes (``md.engine_id``)."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+class ExecuteReply:
+    """The result of ``execute`` on one engine: ``execution_count`` and the
+    ``execute_result`` (``data``, shown as ``Out[engine:count]``)."""
+
+    def __init__(self, msg_id, content, metadata):
+        self.msg_id = msg_id
+        self.content = content
+        self.execution_count = content.get("execution_count")
+        self.metadata = metadata
+
+    @property
+    def data(self):
+        er = self.metadata.get("execute_result") or {}
+        return er.get("data", {})
+
+    def __getitem__(self, key):
+        return self.metadata[key]
+
+    def _plaintext(self):
+        text = self.data.get("text/plain", "")
+        if not text:
+            return ""
+        if "\n" in text and not text.startswith("\n"):
+            text = "\n" + text
+        return "Out[%s:%s]: %s" % (self.metadata.get("engine_id"), self.execution_count, text)
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(self._plaintext())
+
+    def __repr__(self):
+        text = self.data.get("text/plain", "")
+        if len(text) > 32:
+            text = text[:29] + "..."
+        return "<ExecuteReply[%s]: %s>" % (self.execution_count, text)
+
+
+class AsyncResult:
+    """Results of one call: ``get()``, ``wait()``, ``ready()``, ``metadata``, outputs.
+
+    ``kind`` says how a successful reply becomes a value: ``"apply"`` (shoal-pickle5
+    buffers), ``"execute"`` (:class:`ExecuteReply`) or ``"control"`` (``None``).
+    """
+
+    def __init__(self, client, submitted, fname="unknown", single=False, kind="apply"):
+        self._client = client
+        self._subs = list(submitted)
+        self._fname = fname
+        self._single = single
+        self._kind = kind
+        self._t0 = time.monotonic()
+        self._submitted = datetime.now(timezone.utc)
+        self._t_done = None
+        self._values = None  # per message: value or exception, once all are in
+        self._metadata = [None] * len(self._subs)
+        self._result = None
+        self._exception = None
+        self._ready = False
+        self.owner = True
+
+    # -- identity ---------------------------------------------------------------------
+
+    @property
+    def msg_ids(self):
+        return [s.msg_id for s in self._subs]
+
+    @property
+    def msg_id(self):
+        return self._subs[0].msg_id if self._single else self.msg_ids
+
+    def __len__(self):
+        return len(self._subs)
+
+    def __repr__(self):
+        state = ":finished" if self._ready else ""
+        return "<%s: %s%s>" % (type(self).__name__, self._fname, state)
+
+    # -- waiting ----------------------------------------------------------------------
+
+    def wait(self, timeout=-1):
+        """Wait up to ``timeout`` seconds (negative or None: no limit) for every reply and
+        its output. Returns whether everything is in."""
+        if self._ready:
+            return True
+        deadline = _deadline(timeout)
+        for s in self._subs:
+            try:
+                if not s.wait(_left(deadline)):
+                    return False
+            except KeyboardInterrupt:
+                raise
+            except Exception:  # noqa: BLE001 - the client failed it; reported by _resolve
+                pass
+        self._resolve()
+        return True
+
+    def ready(self):
+        """Whether the call has completed (replies and outputs)."""
+        return self._ready or self.wait(0)
+
+    done = ready
+
+    def get(self, timeout=None):
+        """The result, waiting up to ``timeout`` seconds (None or negative: no limit).
+
+        Raises ``TimeoutError`` when not ready in time, and the remote exception when the
+        call failed: the :class:`~shoal.error.RemoteError` itself for a single-engine
+        call, a :class:`~shoal.error.CompositeError` otherwise.
+        """
+        if not self.wait(timeout):
+            raise error.TimeoutError("Result not ready.")
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
+    def result(self, timeout=None):
+        return self.get(timeout)
+
+    @property
+    def r(self):
+        return self.get()
+
+    def exception(self, timeout=None):
+        if not self.wait(timeout):
+            raise error.TimeoutError("Result not ready.")
+        return self._exception
+
+    def successful(self):
+        """Whether the call succeeded; ``AssertionError`` if it is not ready yet."""
+        assert self.ready(), "result not ready"
+        return self._exception is None
+
+    def abort(self):
+        """Abort the requests that have not started yet."""
+        if not self._ready:
+            self._client.abort(self, block=True)
+
+    def get_dict(self, timeout=None):
+        """Results keyed by engine id (one message per engine only)."""
+        values = self.get(timeout)
+        if self._single:
+            values = [values]
+        ids = self.engine_id if not self._single else [self.engine_id]
+        if len(set(ids)) != len(ids):
+            raise ValueError("Cannot build dict: several results came from the same engine")
+        return dict(zip(ids, values))
+
+    # -- resolution -------------------------------------------------------------------
+
+    def _value(self, i):
+        sub = self._subs[i]
+        try:
+            reply = sub.reply.result(0)
+        except Exception as exc:  # noqa: BLE001 - closed client, controller shut down...
+            return error.EngineError(f"no reply to {sub.msg_id}: {exc}")
+        if reply.status != "ok":
+            return error.exception_from_reply(reply.status, reply.content, reply.msg_id,
+                                              self._client._uuid_to_id())
+        if self._kind == "apply":
+            return self._client._decode(reply)
+        if self._kind == "execute":
+            return ExecuteReply(reply.msg_id, reply.content, self._md(i))
+        return None
+
+    def _resolve(self):
+        if self._ready:
+            return
+        values = [self._value(i) for i in range(len(self._subs))]
+        self._values = values
+        try:
+            if self._single:
+                if isinstance(values[0], BaseException):
+                    raise values[0]
+                self._result = values[0]
+            else:
+                error.collect_exceptions(values, self._fname)
+                self._result = self._reconstruct(values)
+        except Exception as exc:  # noqa: BLE001 - kept for get()
+            self._exception = exc
+        self._t_done = time.monotonic()
+        self._ready = True
+
+    def _reconstruct(self, values):
+        return values
+
+    # -- metadata and output ----------------------------------------------------------
+
+    def _md(self, i):
+        md = self._metadata[i]
+        if md is not None and md["status"] is not None:
+            return md
+        sub = self._subs[i]
+        out = sub.outputs
+        md = Metadata(
+            msg_id=sub.msg_id, engine_id=sub.engine_id if sub.engine_id >= 0 else None,
+            engine_uuid=None, submitted=self._submitted, started=None, completed=None,
+            received=None, status=None, stdout="", stderr="", execute_input=None,
+            execute_result=None, error=None, outputs=[], data={})
+        if sub.reply.done():
+            try:
+                reply = sub.reply.result(0)
+            except Exception:  # noqa: BLE001
+                reply = None
+            if reply is not None:
+                rmd = reply.metadata
+                md["engine_uuid"] = reply.engine_uuid or rmd.get("engine")
+                if md["engine_id"] is None and md["engine_uuid"]:
+                    md["engine_id"] = self._client._uuid_to_id().get(md["engine_uuid"])
+                md["started"] = _parse_date(rmd.get("started"))
+                md["completed"] = _parse_date(reply.header.get("date"))
+                md["received"] = datetime.now(timezone.utc)
+                md["status"] = reply.status
+                if reply.status == "error":
+                    md["error"] = error.exception_from_reply(
+                        reply.status, reply.content, reply.msg_id, self._client._uuid_to_id())
+        if out is not None:
+            md["stdout"] = out.stdout
+            md["stderr"] = out.stderr
+            md["execute_input"] = out.execute_input
+            md["execute_result"] = out.execute_result
+            md["outputs"] = out.display_data
+            for content, frames in out.data:
+                md["data"].update(self._client._decode_data(content, frames))
+            if md["error"] is None and out.error:
+                e = out.error
+                md["error"] = error.remote_error(e.get("ename"), e.get("evalue"),
+                                                 "\n".join(e.get("traceback") or []))
+        if md["status"] is not None and (out is None or out.idle):
+            self._metadata[i] = md  # final
+        return md
+
+    def _per_message(self, key):
+        values = [self._md(i)[key] for i in range(len(self._subs))]
+        return values[0] if self._single else values
+
+    @property
+    def metadata(self):
+        mds = [self._md(i) for i in range(len(self._subs))]
+        return mds[0] if self._single else mds
+
+    @property
+    def engine_id(self):
+        return self._per_message("engine_id")
+
+    @property
+    def stdout(self):
+        return self._per_message("stdout")
+
+    @property
+    def stderr(self):
+        return self._per_message("stderr")
+
+    @property
+    def execute_result(self):
+        return self._per_message("execute_result")
+
+    @property
+    def outputs(self):
+        return self._per_message("outputs")
+
+    @property
+    def data(self):
+        return self._per_message("data")
+
+    @property
+    def elapsed(self):
+        """Seconds since submission (until completion once ready)."""
+        end = self._t_done if self._ready else time.monotonic()
+        return end - self._t0
+
+    @property
+    def wall_time(self):
+        """Seconds from the first submission to the last completion (once ready)."""
+        assert self.ready(), "result not ready"
+        return self._t_done - self._t0
+
+    @property
+    def progress(self):
+        """How many messages are complete."""
+        return sum(1 for s in self._subs if s.reply.done() and
+                   (s.outputs is None or s.outputs.idle))
+
+    def _show_stream(self, text, prefix, file):
+        if not text:
+            return
+        if prefix and not text.endswith("\n"):
+            text += "\n"
+        file.write(prefix + text)
+        file.flush()
+
+    def display_outputs(self, groupby="type", result_only=False):
+        """Print what the engines printed: ``[stdout:<id>] ...`` per engine, grouped by
+        ``type`` (all stdout, then all stderr) or by ``engine``."""
+        self.wait()
+        if self._single:
+            if not result_only:
+                self._show_stream(self.stdout, "", sys.stdout)
+                self._show_stream(self.stderr, "", sys.stderr)
+            self._show_result(0)
+            return
+        mds = [self._md(i) for i in range(len(self._subs))]
+        if groupby == "engine":
+            for i, md in enumerate(mds):
+                if not result_only:
+                    self._show_stream(md["stdout"], "[stdout:%s] " % md["engine_id"], sys.stdout)
+                    self._show_stream(md["stderr"], "[stderr:%s] " % md["engine_id"], sys.stderr)
+                self._show_result(i)
+        elif groupby in ("type", "order"):
+            if not result_only:
+                for md in mds:
+                    self._show_stream(md["stdout"], "[stdout:%s] " % md["engine_id"], sys.stdout)
+                for md in mds:
+                    self._show_stream(md["stderr"], "[stderr:%s] " % md["engine_id"], sys.stderr)
+            for i in range(len(mds)):
+                self._show_result(i)
+        else:
+            raise ValueError("groupby must be one of 'type', 'engine' or 'order', "
+                             "not %r" % (groupby,))
+
+    def _show_result(self, i):
+        md = self._md(i)
+        er = md["execute_result"]
+        if er:
+            text = (er.get("data") or {}).get("text/plain", "")
+            count = er.get("execution_count")
+            print("Out[%s:%s]: %s" % (md["engine_id"], count, text))
+
+    # -- iteration --------------------------------------------------------------------
+
+    def __iter__(self):
+        if self._single:
+            yield from self.get()
+            return
+        for i, sub in enumerate(self._subs):
+            self._wait_one(i)
+            value = self._value(i)
+            if isinstance(value, BaseException):
+                raise value
+            yield value
+
+    def _wait_one(self, i):
+        sub = self._subs[i]
+        try:
+            sub.wait(None)
+        except KeyboardInterrupt:
+            raise
+        except Exception:  # noqa: BLE001 - reported by _value
+            pass
+
+    def __getitem__(self, key):
+        if isinstance(key, int) or isinstance(key, slice):
+            result = self.get()
+            if self._single:
+                raise TypeError("single result AsyncResult cannot be indexed by position")
+            return result[key]
+        if isinstance(key, str):
+            return self._per_message(key)
+        raise TypeError("Invalid key type %r, must be int, slice or str" % type(key))
+
+    def __getattr__(self, key):
+        # Other metadata keys as attributes (IPython Parallel's AsyncResult.__getattr__).
+        if key.startswith("_"):
+            raise AttributeError(key)
+        if key in ("started", "completed", "received", "submitted", "status", "engine_uuid",
+                   "execute_input", "error"):
+            return self._per_message(key)
+        raise AttributeError("%r object has no attribute %r" % (type(self).__name__, key))
+
+
+class AsyncMapResult(AsyncResult):
+    """The result of ``map``/``gather``: chunks put back into one list (or array).
+
+    ``ordered=False`` iterates over chunks as they complete.
+    """
+
+    def __init__(self, client, submitted, fname="unknown", ordered=True, kind="apply"):
+        super().__init__(client, submitted, fname=fname, single=False, kind=kind)
+        self._ordered = ordered
+
+    def _reconstruct(self, values):
+        return _partition.join(values)
+
+    def __iter__(self):
+        order = range(len(self._subs)) if self._ordered else self._completion_order()
+        for i in order:
+            if self._ordered:
+                self._wait_one(i)
+            chunk = self._value(i)
+            if isinstance(chunk, BaseException):
+                raise chunk
+            if isinstance(chunk, (list, tuple, range)) or _partition._is_array(chunk):
+                yield from chunk
+            else:
+                yield chunk
+
+    def _completion_order(self):
+        import queue
+        q = queue.SimpleQueue()
+        pending = len(self._subs)
+        for i, sub in enumerate(self._subs):
+            sub.reply.add_done_callback(lambda _f, i=i: q.put(i))
+        while pending:
+            try:
+                i = q.get(timeout=0.1)  # wake up for Ctrl-C
+            except Exception:  # noqa: BLE001 - queue.Empty
+                continue
+            pending -= 1
+            self._wait_one(i)  # its output too
+            yield i
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self._per_message(key)
+        return self.get()[key]
