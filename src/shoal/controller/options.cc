@@ -5,6 +5,7 @@
 
 #include "shoal/common/cli_args.h"
 #include "shoal/common/log.h"
+#include "shoal/wire/app_args.h"
 
 namespace shoal::controller {
 namespace {
@@ -40,18 +41,6 @@ const std::map<std::string, std::string>& Aliases() {
       {"ping", "HeartMonitor.period"},
       {"scheme", "TaskScheduler.scheme_name"},
       {"hwm", "TaskScheduler.hwm"},
-      {"profile", "BaseIPythonApplication.profile"},
-      {"profile-dir", "ProfileDir.location"},
-      {"ipython-dir", "BaseIPythonApplication.ipython_dir"},
-      {"cluster-id", "BaseParallelApplication.cluster_id"},
-      {"log-level", "Application.log_level"},
-      {"work-dir", "BaseParallelApplication.work_dir"},
-      {"log-to-file", "BaseParallelApplication.log_to_file"},
-      {"clean-logs", "BaseParallelApplication.clean_logs"},
-      {"log-url", "BaseParallelApplication.log_url"},
-      {"ident", "Session.session"},
-      {"user", "Session.username"},
-      {"keyfile", "Session.keyfile"},
       {"url", "IPController.url"},
   };
   return m;
@@ -150,23 +139,7 @@ Status ApplyTrait(ControllerOptions& o, const std::string& trait, const std::str
   if (trait == "SQLiteDB.table") return (o.sqlite_table = v, Status::Ok());
   if (trait == "Session.key") return (o.session_key = v, Status::Ok());
   if (trait == "Session.signature_scheme") return (o.signature_scheme = v, Status::Ok());
-  if (trait == "Session.packer" || trait == "Session.unpacker") {
-    if (v != "json" && v != "orjson")
-      return Status::InvalidArgument("--" + trait + ": shoal speaks the json packer only");
-    return Status::Ok();
-  }
-  if (trait == "BaseIPythonApplication.profile") return (o.profile.profile = v, Status::Ok());
-  if (trait == "ProfileDir.location") return (o.profile.profile_dir = v, Status::Ok());
-  if (trait == "BaseIPythonApplication.ipython_dir")
-    return (o.profile.ipython_dir = v, Status::Ok());
-  if (trait == "BaseParallelApplication.cluster_id")
-    return (o.profile.cluster_id = v, Status::Ok());
-  if (trait == "Application.log_level") {
-    int level = log::ParseLevel(v);
-    if (level < 0) return Status::InvalidArgument("--log-level: unknown level '" + v + "'");
-    o.log_level = level;
-    return Status::Ok();
-  }
+  if (auto st = wire::ApplyBaseAppTrait(trait, v, o.profile, o.log_level)) return *st;
   o.warnings.push_back("ignoring option --" + trait + "=" + raw);
   return Status::Ok();
 }
@@ -249,6 +222,9 @@ Result<ControllerOptions> ParseControllerArgs(const std::vector<std::string>& ar
     std::string trait;
     if (auto al = Aliases().find(name); al != Aliases().end()) {
       trait = al->second;
+    } else if (auto base = wire::BaseAppAliases().find(name);
+               base != wire::BaseAppAliases().end()) {
+      trait = base->second;
     } else if (name.find('.') != std::string::npos) {
       trait = name;
     } else {

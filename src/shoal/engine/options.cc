@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "shoal/common/log.h"
+#include "shoal/wire/app_args.h"
 
 namespace shoal::engine {
 namespace {
@@ -24,18 +25,6 @@ const std::map<std::string, std::string>& Aliases() {
       {"timeout", "IPEngine.timeout"},
       {"id", "IPEngine.id"},
       {"python", "IPEngine.python"},
-      {"profile", "BaseIPythonApplication.profile"},
-      {"profile-dir", "ProfileDir.location"},
-      {"ipython-dir", "BaseIPythonApplication.ipython_dir"},
-      {"cluster-id", "BaseParallelApplication.cluster_id"},
-      {"log-level", "Application.log_level"},
-      {"work-dir", "BaseParallelApplication.work_dir"},
-      {"log-to-file", "BaseParallelApplication.log_to_file"},
-      {"clean-logs", "BaseParallelApplication.clean_logs"},
-      {"log-url", "BaseParallelApplication.log_url"},
-      {"ident", "Session.session"},
-      {"user", "Session.username"},
-      {"keyfile", "Session.keyfile"},
       {"config", "BaseIPythonApplication.extra_config_file"},
   };
   return m;
@@ -86,23 +75,7 @@ Status ApplyTrait(EngineOptions& o, const std::string& trait, const std::string&
   if (trait == "Session.signature_scheme") return set_string(o.signature_scheme);
   if (trait == "Session.session") return set_string(o.ident);
   if (trait == "Session.username") return set_string(o.username);
-  if (trait == "Session.packer" || trait == "Session.unpacker") {
-    if (v != "json" && v != "orjson")
-      return Status::InvalidArgument("--" + trait + ": shoal speaks the json packer only");
-    return Status::Ok();
-  }
-  if (trait == "BaseIPythonApplication.profile") return (o.profile.profile = v, Status::Ok());
-  if (trait == "ProfileDir.location") return (o.profile.profile_dir = v, Status::Ok());
-  if (trait == "BaseIPythonApplication.ipython_dir")
-    return (o.profile.ipython_dir = v, Status::Ok());
-  if (trait == "BaseParallelApplication.cluster_id")
-    return (o.profile.cluster_id = v, Status::Ok());
-  if (trait == "Application.log_level") {
-    int level = log::ParseLevel(v);
-    if (level < 0) return Status::InvalidArgument("--log-level: unknown level '" + v + "'");
-    o.log_level = level;
-    return Status::Ok();
-  }
+  if (auto st = wire::ApplyBaseAppTrait(trait, v, o.profile, o.log_level)) return *st;
   for (const char* shell :
        {"InteractiveShell.", "ZMQInteractiveShell.", "TerminalInteractiveShell."}) {
     std::string prefix(shell);
@@ -168,6 +141,9 @@ Result<EngineOptions> ParseEngineArgs(const std::vector<std::string>& args,
     std::string trait;
     if (auto al = Aliases().find(arg.name); al != Aliases().end()) {
       trait = al->second;
+    } else if (auto base = wire::BaseAppAliases().find(arg.name);
+               base != wire::BaseAppAliases().end()) {
+      trait = base->second;
     } else if (arg.name.find('.') != std::string::npos) {
       trait = arg.name;
     } else {
