@@ -91,6 +91,28 @@ def call_with_timeout(fn, timeout, *args, **kwargs):
 # Processes
 
 
+def end_children(pids, wait):
+    """Waits up to `wait` s for the processes `pids` (children a stopped process left) to
+    exit, then SIGKILLs those still there, by PID."""
+    try:
+        import psutil
+    except ImportError:
+        return
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=wait)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+
+
 class Proc:
     """A process started by a test, with its output in a log file."""
 
@@ -245,23 +267,7 @@ class Engine(Proc):
         status = super().stop(grace)
         # The nanny reports the engine's exit and leaves by itself (LINGER 3 s); end it by
         # PID if it lingers longer.
-        try:
-            import psutil
-        except ImportError:
-            return status
-        procs = []
-        for pid in self.child_pids:
-            try:
-                procs.append(psutil.Process(pid))
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(procs, timeout=5)
-        for p in alive:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=5)
+        end_children(self.child_pids, wait=5)
         return status
 
 
@@ -305,23 +311,7 @@ class ShoalEngine(Proc):
         self.refresh_children()
         status = super().stop(grace)
         # The engine dies with its watchdog (PR_SET_PDEATHSIG); make sure, by PID.
-        try:
-            import psutil
-        except ImportError:
-            return status
-        procs = []
-        for pid in self.child_pids:
-            try:
-                procs.append(psutil.Process(pid))
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(procs, timeout=3)
-        for p in alive:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=5)
+        end_children(self.child_pids, wait=3)
         return status
 
 
