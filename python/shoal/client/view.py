@@ -253,6 +253,13 @@ class DirectView(View):
         return self.client.clear(targets=self.targets if targets is None else targets,
                                  block=block)
 
+    def activate(self, suffix=""):
+        """Register this view's parallel magics in IPython: ``%px<suffix>``,
+        ``%%px<suffix>``, ``%autopx<suffix>``, ``%pxresult<suffix>``, ``%pxconfig<suffix>``
+        (see :mod:`shoal.magics`)."""
+        from shoal import magics
+        magics.register(self, suffix)
+
 
 class LoadBalancedView(View):
     """Tasks the controller's scheduler places on any engine (of ``targets``).
