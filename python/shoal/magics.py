@@ -258,19 +258,22 @@ class ParallelMagics(Magics):
             progress_after = self.progress_after_seconds
         streamer = _display.Streamer(ar) if stream else None
         try:
-            self._wait(ar, streamer, progress_after, signal)
+            done = self._wait(ar, streamer, progress_after, signal)
         finally:
             if streamer is not None:
                 streamer.finish()
+        if not done:
+            return
         _display.display_outputs(ar, groupby, result_only=stream)
         error = ar.exception(0)
         if error is not None:
             raise error
 
     def _wait(self, ar, streamer, progress_after, signal):
+        """Wait for ``ar``; on Ctrl-C interrupt the engines and wait a little more.
+        Returns whether ``ar`` is done."""
         try:
-            _poll(ar, streamer, progress_after)
-            return
+            return _poll(ar, streamer, progress_after)
         except KeyboardInterrupt:
             signal = self.signal_on_interrupt if signal is None else signal
             if not signal or signal.lower() == "none":
@@ -280,10 +283,11 @@ class ParallelMagics(Magics):
                   file=sys.stderr)
             if busy:
                 self._view().client.send_signal(signal, targets=busy, block=False).get(10)
-        if not _poll(ar, streamer, -1, timeout=_INTERRUPT_WAIT_S):
-            print("the engines are still busy; %%pxresult%s shows their output once they "
-                  "are done" % self.suffix, file=sys.stderr)
-            raise KeyboardInterrupt
+        if _poll(ar, streamer, -1, timeout=_INTERRUPT_WAIT_S):
+            return True
+        print("the engines are still busy; %%pxresult%s shows their output once they are "
+              "done" % self.suffix, file=sys.stderr)
+        return False
 
     # -- %autopx ------------------------------------------------------------------------
 
@@ -354,7 +358,7 @@ def _poll(ar, streamer, progress_after, timeout=None):
             waited = time.monotonic() - start
             if bar is None and 0 <= progress_after <= waited:
                 bar = _progress_bar(len(ar))
-            if bar is not None:
+            if bar is not None and ar.progress != bar.n:
                 bar.update(ar.progress - bar.n)
             if timeout is not None and waited >= timeout:
                 return False
