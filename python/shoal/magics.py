@@ -335,7 +335,7 @@ class ParallelMagics(Magics):
             return False
         try:
             self.parallel_execute(cell)
-        except Exception:  # noqa: BLE001 - shown as IPython shows errors
+        except (Exception, KeyboardInterrupt):  # noqa: BLE001 - shown as IPython shows them
             self.shell.showtraceback()
             return True
         return False
@@ -364,6 +364,7 @@ def _poll(ar, streamer, progress_after, timeout=None):
                 return False
         if bar is not None:
             bar.update(ar.progress - bar.n)
+            bar.refresh()  # update() may skip drawing within tqdm's mininterval
         return True
     finally:
         if bar is not None:
