@@ -1,6 +1,7 @@
 """A joblib backend on shoal: ``joblib.Parallel(backend="shoal")`` runs its batches as
 tasks of a LoadBalancedView (after ``shoal.register_joblib_backend()``)."""
 
+import functools
 import threading
 import time
 
@@ -100,6 +101,8 @@ class _Completions:
                         pass
 
 
-def register(name="shoal", make_default=False):
-    """Register :class:`ShoalBackend` with joblib under ``name``."""
-    register_parallel_backend(name, ShoalBackend, make_default=make_default)
+def register(name="shoal", make_default=False, view=None):
+    """Register :class:`ShoalBackend` with joblib under ``name`` (on ``view`` if given,
+    else on a client of the default profile's cluster made for each ``Parallel``)."""
+    factory = ShoalBackend if view is None else functools.partial(ShoalBackend, view=view)
+    register_parallel_backend(name, factory, make_default=make_default)

@@ -323,6 +323,11 @@ class LoadBalancedView(View):
         iterates over results as tasks finish."""
         return super().map(f, *sequences, block=block, chunksize=chunksize, ordered=ordered)
 
+    def register_joblib_backend(self, name="shoal", make_default=False):
+        """Make ``joblib.Parallel(backend=name)`` run its batches on this view."""
+        from shoal import _joblib
+        _joblib.register(name, make_default, view=self)
+
 
 class _EmptyMapResult(AsyncMapResult):
     def __init__(self, client, fname):

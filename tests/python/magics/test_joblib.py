@@ -45,6 +45,17 @@ def test_parallel_runs_on_the_engines(lview, engine_pids):
     assert pids <= engine_pids and os.getpid() not in pids
 
 
+def test_view_registers_itself(lview):
+    two = lview.client.load_balanced_view(targets=[0, 1])
+    pids_0_1 = set(lview.client[[0, 1]].apply_sync(os.getpid))
+    two.register_joblib_backend("shoal-two")
+    results = Parallel(n_jobs=-1, backend="shoal-two")(
+        delayed(square_and_pid)(i) for i in range(8))
+    assert [r[0] for r in results] == [i * i for i in range(8)]
+    assert {r[1] for r in results} <= pids_0_1
+    assert Parallel(backend="shoal-two")._effective_n_jobs() == 2
+
+
 def test_one_job_per_engine(lview):
     with parallel_backend("shoal", view=lview):
         assert joblib.effective_n_jobs(-1) == N_ENGINES
