@@ -4,6 +4,7 @@ streaming, the progress bar and Ctrl-C, through a real IPython shell."""
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -11,7 +12,8 @@ import time
 import pytest
 
 import shoal
-from conftest import N_ENGINES, plain
+from conftest import N_ENGINES, REPO_ROOT, plain
+from shoal_client_conftest import CORE_DIR
 from shoal import magics as shoal_magics
 
 ENGINES = range(N_ENGINES)
@@ -317,3 +319,40 @@ def test_ctrl_c_without_signal(run, magics, sigint_handler):
     assert "Ctrl-C: sending" not in err
     magics.last_result.get(10)
     assert magics.last_result.execute_result["data"]["text/plain"] == "'finished'"
+
+
+def test_outside_ipython_nothing_of_ipython_is_loaded(cluster):
+    code = ("import sys, shoal\n"
+            "rc = shoal.Client(profile_dir=sys.argv[1], timeout=15)\n"
+            "rc.wait_for_engines(1, timeout=30)\n"
+            "rc[0].execute('print(1)', block=True).display_outputs()\n"
+            "print('IPython' in sys.modules, 'shoal.magics' in sys.modules)\n"
+            "rc.close()\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(CORE_DIR), str(REPO_ROOT / "python")]))
+    done = subprocess.run([sys.executable, "-c", code, str(cluster.controller.profile_dir)],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "1\nFalse False\n"
+
+
+def test_results_are_red_in_a_coloured_shell(shell, magics, capsys):
+    shell.colors = "Linux"
+    try:
+        capsys.readouterr()
+        shell.run_cell("%%px --no-stream --targets 0\n'red'")
+        out = capsys.readouterr().out
+    finally:
+        shell.colors = "NoColor"
+    assert re.fullmatch(r"\x1b\[0;31mOut\[0:\d+\]: \x1b\[0m'red'\n", out), repr(out)
+
+
+def test_ctrl_c_under_autopx(run, sigint_handler):
+    run("%autopx")
+    timer = _interrupt_in(1.5)
+    try:
+        out, err = run("import time\ntime.sleep(60)")
+    finally:
+        timer.cancel()
+        run("%autopx")
+    assert "Ctrl-C: sending SIGINT to engine(s) [0, 1, 2]" in err
+    assert out.count("KeyboardInterrupt") >= N_ENGINES
