@@ -18,8 +18,10 @@ _CLIENT_NAMES = {"Client", "View", "DirectView", "LoadBalancedView", "AsyncResul
 _ERROR_NAMES = {"RemoteError", "CompositeError", "EngineError", "TaskAborted", "TaskTimeout",
                 "NoEnginesRegistered", "TimeoutError"}
 
-__all__ = sorted(_CLIENT_NAMES | _ERROR_NAMES | {"error", "interactive", "__version__",
-                                                  "register_joblib_backend"})
+_CLUSTER_NAMES = {"Cluster"}
+
+__all__ = sorted(_CLIENT_NAMES | _ERROR_NAMES | _CLUSTER_NAMES
+                 | {"error", "interactive", "__version__", "register_joblib_backend"})
 
 
 def interactive(f):
@@ -47,6 +49,9 @@ def __getattr__(name):
     if name in _CLIENT_NAMES:
         from shoal import client
         return getattr(client, name)
+    if name in _CLUSTER_NAMES:
+        from shoal import cluster
+        return getattr(cluster, name)
     if name in _ERROR_NAMES:
         from shoal import error
         return getattr(error, name)
