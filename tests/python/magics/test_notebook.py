@@ -1,15 +1,15 @@
 """examples/notebooks/tour.ipynb, executed headless in a real Jupyter kernel (nbclient +
 ipykernel), its outputs checked as a reader would see them. The notebook starts and stops
-its own cluster; PIDs it started are ended here too, should it stop half-way."""
+its own cluster (shoal.Cluster, in a temporary IPYTHONDIR); a cluster it leaves behind,
+should it stop half-way, is stopped here."""
 
 import os
 import re
-import signal
 
 import pytest
 
 from conftest import REPO_ROOT, plain
-from shoal_client_conftest import CORE_DIR
+from shoal_client_conftest import CORE_DIR, system
 
 NOTEBOOK = REPO_ROOT / "examples" / "notebooks" / "tour.ipynb"
 PNG_MAGIC = "iVBORw0KGgo"
@@ -26,14 +26,10 @@ def _texts(cell):
     return [plain(t) for t in texts]
 
 
-def _end(pidfile):
-    if not pidfile.exists():
-        return
-    for pid in map(int, pidfile.read_text().split()):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def _stop_clusters(ipython_dir):
+    from shoal import cluster
+    for c in cluster.clusters(sorted(ipython_dir.glob("profile_*"))):
+        c.stop_cluster_sync()
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +37,13 @@ def executed(tmp_path_factory):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     tmp = tmp_path_factory.mktemp("notebook")
-    pidfile = tmp / "pids"
+    ipython_dir = tmp / ".ipython"
     saved = dict(os.environ)
     os.environ.update({
         "PYTHONPATH": os.pathsep.join([str(CORE_DIR), str(REPO_ROOT / "python")]),
-        "HOME": str(tmp), "IPYTHONDIR": str(tmp / ".ipython"),
-        "SHOAL_EXAMPLE_PIDFILE": str(pidfile), "PYTHONUNBUFFERED": "1",
+        "HOME": str(tmp), "IPYTHONDIR": str(ipython_dir), "PYTHONUNBUFFERED": "1",
+        # The daemons the other tests use ($SHOAL_CONTROLLER, or the dev build's).
+        "SHOAL_BIN_DIR": str(system.controller_binary().parent),
     })
     os.environ.pop("SHOAL_PYTHON_DIR", None)
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -58,7 +55,7 @@ def executed(tmp_path_factory):
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        _end(pidfile)
+        _stop_clusters(ipython_dir)
     return [cell for cell in nb.cells if cell["cell_type"] == "code"]
 
 
