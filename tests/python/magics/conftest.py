@@ -22,6 +22,10 @@ from shoal_client_conftest import (  # noqa: E402,F401
     N_ENGINES, REPO_ROOT, base_env, cluster, engine_env, procs, pytest_configure,
     pytest_runtest_call, pytest_runtest_makereport, wait_until)
 
+# Test modules import from here under this name: plain `from conftest import` would find
+# another directory's conftest when several test directories run in one pytest.
+sys.modules["shoal_magics_conftest"] = sys.modules[__name__]
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 

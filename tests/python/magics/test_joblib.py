@@ -8,7 +8,7 @@ import pytest
 from joblib import Parallel, delayed, parallel_backend
 
 import shoal
-from conftest import N_ENGINES
+from shoal_magics_conftest import N_ENGINES
 
 
 @shoal.interactive

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import shoal
-from conftest import N_ENGINES, REPO_ROOT, plain
+from shoal_magics_conftest import N_ENGINES, REPO_ROOT, plain
 from shoal_client_conftest import CORE_DIR
 from shoal import magics as shoal_magics
 

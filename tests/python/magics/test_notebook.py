@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conftest import REPO_ROOT, plain
+from shoal_magics_conftest import REPO_ROOT, plain
 from shoal_client_conftest import CORE_DIR, system
 
 NOTEBOOK = REPO_ROOT / "examples" / "notebooks" / "tour.ipynb"

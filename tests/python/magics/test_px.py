@@ -10,7 +10,7 @@ import re
 import pytest
 
 import shoal
-from conftest import N_ENGINES
+from shoal_magics_conftest import N_ENGINES
 
 ENGINES = range(N_ENGINES)
 

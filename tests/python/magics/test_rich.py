@@ -9,7 +9,7 @@ import re
 
 from IPython.utils.capture import capture_output
 
-from conftest import N_ENGINES
+from shoal_magics_conftest import N_ENGINES
 
 ENGINES = range(N_ENGINES)
 PNG_MAGIC = "iVBORw0KGgo"  # base64 of the PNG signature
