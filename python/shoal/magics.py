@@ -13,6 +13,7 @@ to the engines still running it, then shows what they produced.
 
 import ast
 import re
+import signal as signals
 import sys
 import time
 import warnings
@@ -185,8 +186,7 @@ class ParallelMagics(Magics):
         if args.progress_after_seconds is not None:
             self.progress_after_seconds = args.progress_after_seconds
         if args.signal_on_interrupt is not None:
-            sig = args.signal_on_interrupt
-            self.signal_on_interrupt = None if sig.lower() == "none" else sig
+            self.signal_on_interrupt = _signal_name(args.signal_on_interrupt)
 
     # -- %pxresult ----------------------------------------------------------------------
 
@@ -217,12 +217,14 @@ class ParallelMagics(Magics):
         ``Out[<id>:<count>]`` results."""
         args = magic_arguments.parse_argstring(self.cell_px, line)
         targets = self._parse_targets(args.targets) if args.targets else None
+        interrupt = None  # the setting of these magics
+        if args.signal_on_interrupt is not None:
+            interrupt = _signal_name(args.signal_on_interrupt) or "none"
         block = self._view().block if args.block is None else args.block
         ar = self.parallel_execute(
             cell, block=block and not args.local, groupby=args.groupby,
             save_name=args.save_name, stream=args.stream,
-            progress_after=args.progress_after_seconds, targets=targets,
-            signal=args.signal_on_interrupt)
+            progress_after=args.progress_after_seconds, targets=targets, signal=interrupt)
         if args.local:
             # The engines are already busy with the cell; run it here meanwhile.
             self.shell.run_cell(cell)
@@ -339,6 +341,17 @@ class ParallelMagics(Magics):
             self.shell.showtraceback()
             return True
         return False
+
+
+def _signal_name(text):
+    """``SIGINT`` for ``SIGINT``, ``INT``, ``2``...; None for ``none``."""
+    if text.lower() == "none":
+        return None
+    name = text.upper() if text.upper().startswith("SIG") else "SIG" + text.upper()
+    try:
+        return signals.Signals(int(text)).name if text.isdigit() else signals.Signals[name].name
+    except (KeyError, ValueError):
+        raise UsageError("unknown signal %r" % text) from None
 
 
 def _metadata(ar):

@@ -307,6 +307,17 @@ def test_ctrl_c_only_signals_busy_engines(run, sigint_handler):
     assert "[2:execute]: \n" in out and "KeyboardInterrupt" in out
 
 
+def test_signal_names(run, magics):
+    run("%pxconfig --signal-on-interrupt int")
+    assert magics.signal_on_interrupt == "SIGINT"
+    run("%pxconfig --signal-on-interrupt 15")
+    assert magics.signal_on_interrupt == "SIGTERM"
+    out, err = run("%pxconfig --signal-on-interrupt SIGNOPE")
+    assert "UsageError: unknown signal 'SIGNOPE'" in out + err
+    out, err = run("%%px --signal-on-interrupt nope\n1")
+    assert "UsageError: unknown signal 'nope'" in out + err
+
+
 def test_ctrl_c_without_signal(run, magics, sigint_handler):
     run("%pxconfig --signal-on-interrupt none")
     timer = _interrupt_in(1.0)
