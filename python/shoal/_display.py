@@ -229,6 +229,9 @@ class Streamer:
             outputs = md["outputs"]
             done = self._displays.get(i, 0)
             for content in outputs[done:]:
+                # Text printed after a display gets its header again.
+                self.printer.finish()
+                self.printer.last_prefix = ""
                 if not single:
                     raw_text("[output:%s]" % md["engine_id"])
                 republish(content, md["engine_id"])

@@ -367,3 +367,15 @@ def test_ctrl_c_under_autopx(run, sigint_handler):
         run("%autopx")
     assert "Ctrl-C: sending SIGINT to engine(s) [0, 1, 2]" in err
     assert out.count("KeyboardInterrupt") >= N_ENGINES
+
+
+def test_stream_text_after_a_display_gets_its_header_again(shell, magics, monkeypatch):
+    rec = Recorder()
+    monkeypatch.setattr(sys, "stdout", rec)
+    shell.run_cell("%%px --targets [0,1]\nprint('a', end='', flush=True)\ndisplay('D')\n"
+                   "import time\ntime.sleep(0.5)\nprint('b')")
+    monkeypatch.undo()
+    text = rec.text()
+    for i in (0, 1):
+        assert "[stdout:%d] \na\n[output:%d]\n'D'\n" % (i, i) in text, text
+        assert "[stdout:%d] \nb\n" % i in text, text
