@@ -131,6 +131,9 @@ class ParallelMagics(Magics):
     def _view(self):
         if self.view is None:
             self._connect_default()
+        elif not _usable(self.view):
+            raise UsageError("the client %%px%s used is closed: create a new shoal.Client "
+                             "(it takes %%px over) or activate a view" % self.suffix)
         return self.view
 
     def _connect_default(self):

@@ -57,6 +57,14 @@ def test_another_client_leaves_px_alone_until_the_first_is_closed(
         other.close()
 
 
+def test_closed_client_says_so(shell, cluster, px_client, run):
+    other = shoal.Client(profile_dir=str(cluster.controller.profile_dir), timeout=15)
+    other[:].activate("_closed")
+    other.close()
+    out, err = run("%px_closed 1")
+    assert "UsageError: the client %px_closed used is closed" in out + err
+
+
 def test_view_activate_with_suffix(shell, px_client, run):
     even = px_client[::2]
     even.block = True  # view.activate keeps the view's own flags
