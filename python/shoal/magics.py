@@ -311,7 +311,9 @@ class ParallelMagics(Magics):
         # hands the parsed cell to run_ast_nodes: remember the raw cell in the first and
         # send it to the engines instead of running the nodes in the second. History and
         # prompts stay IPython's.
-        self._saved_runners = (shell.run_cell_async, shell.run_ast_nodes)
+        # What the instance had of its own (normally nothing: the class's methods).
+        self._saved_runners = {name: shell.__dict__.get(name)
+                               for name in ("run_cell_async", "run_ast_nodes")}
         original_run_cell = shell.run_cell_async
 
         async def run_cell_async(raw_cell, *args, **kwargs):
@@ -328,7 +330,11 @@ class ParallelMagics(Magics):
 
     def _disable_autopx(self):
         if self._autopx:
-            self.shell.run_cell_async, self.shell.run_ast_nodes = self._saved_runners
+            for name, saved in self._saved_runners.items():
+                if saved is None:
+                    del self.shell.__dict__[name]
+                else:
+                    setattr(self.shell, name, saved)
             self._saved_runners = None
             self._autopx = False
             print("%%autopx%s disabled" % self.suffix)

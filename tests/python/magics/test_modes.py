@@ -196,6 +196,7 @@ def test_autopx_runs_cells_on_the_engines(run, shell):
     assert out.count("ZeroDivisionError: division by zero") == N_ENGINES
     out, _ = run("%autopx")
     assert out == "%autopx disabled\n"
+    assert "run_cell_async" not in vars(shell) and "run_ast_nodes" not in vars(shell)
     assert "auto_a" not in shell.user_ns
     out, _ = run("%px auto_a")
     assert out.count(": 5\n") == N_ENGINES
