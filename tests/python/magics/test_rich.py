@@ -132,3 +132,16 @@ def test_streamed_displays_arrive_while_running(shell, magics):
     assert sorted(outs[:4]) == sorted(["[output:0]", "'early'", "[output:1]", "'early'"])
     assert re.fullmatch(r"Out\[0:\d+\]: 'late'", outs[4])
     assert re.fullmatch(r"Out\[1:\d+\]: 'late'", outs[5])
+
+
+def test_display_outputs_of_apply_and_map(shell, magics, px_client):
+    def shout(x):
+        print("item", x)
+        return x
+
+    ar = px_client[:].map_async(shout, range(3))
+    ar.get(30)
+    with capture_output() as cap:
+        ar.display_outputs()
+    assert cap.stdout == "".join("[stdout:%d] \nitem %d\n" % (i, i) for i in ENGINES)
+    assert cap.outputs == []  # no results to show: map values are not execute_results
