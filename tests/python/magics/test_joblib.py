@@ -106,3 +106,23 @@ def test_make_default(default_profile, engine_pids):
         joblib.parallel.DEFAULT_BACKEND = saved
     assert [r[0] for r in results] == [0, 1, 4, 9, 16, 25]
     assert {r[1] for r in results} <= engine_pids
+
+
+@shoal.interactive
+def nap(seconds):
+    import time
+    from IPython import get_ipython
+    get_ipython().user_ns["naps"] += 1  # counted in the engine's namespace
+    time.sleep(seconds)
+    return seconds
+
+
+def test_timeout_is_raised_and_the_rest_aborted(lview):
+    everywhere = lview.client[:]
+    everywhere.execute("naps = 0", block=True)
+    with parallel_backend("shoal", view=lview):
+        with pytest.raises(TimeoutError):
+            Parallel(n_jobs=-1, timeout=0.5)(delayed(nap)(2) for _ in range(12))
+    assert lview.client.wait(timeout=30)
+    # joblib had dispatched two batches per engine; those not started were aborted.
+    assert sum(everywhere.pull("naps", block=True)) == N_ENGINES
