@@ -21,7 +21,7 @@ _ERROR_NAMES = {"RemoteError", "CompositeError", "EngineError", "TaskAborted", "
 _CLUSTER_NAMES = {"Cluster"}
 
 __all__ = sorted(_CLIENT_NAMES | _ERROR_NAMES | _CLUSTER_NAMES
-                 | {"error", "interactive", "__version__"})
+                 | {"error", "interactive", "__version__", "register_joblib_backend"})
 
 
 def interactive(f):
@@ -29,6 +29,20 @@ def interactive(f):
     namespace (IPython Parallel's ``@interactive``)."""
     f.__module__ = "__main__"
     return f
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext shoal``: the parallel magics (``%px`` ...; see :mod:`shoal.magics`)."""
+    from shoal import magics
+    magics.load_ipython_extension(ipython)
+
+
+def register_joblib_backend(name="shoal", make_default=False):
+    """Make ``joblib.Parallel(backend=name)`` run its batches on a shoal cluster (a
+    load-balanced view of the default profile's cluster, or the ``view=`` given to
+    ``joblib.parallel_backend(name, view=...)``)."""
+    from shoal import _joblib
+    return _joblib.register(name=name, make_default=make_default)
 
 
 def __getattr__(name):

@@ -1,5 +1,6 @@
 """shoal.Client: IPython Parallel's Client API on shoal's C++ client core (shoal._core)."""
 
+import sys
 import time
 from collections.abc import Iterable
 
@@ -41,6 +42,9 @@ class Client:
         self._since_prune = 0
         self.history = []
         self._closed = False
+        if "IPython" in sys.modules:  # maybe inside IPython: %px and friends on this client
+            from shoal import magics
+            magics.client_created(self)
 
     # -- engines ----------------------------------------------------------------------
 
@@ -114,6 +118,14 @@ class Client:
         if targets is not None:
             targets = self._build_targets(targets)
         return LoadBalancedView(self, targets, **flags)
+
+    def activate(self, targets="all", suffix=""):
+        """A blocking DirectView on ``targets`` whose parallel magics (``%px<suffix>``,
+        ``%%px<suffix>``, ``%autopx<suffix>``, ...) are registered in IPython."""
+        from shoal import magics
+        view = magics.default_view(self, targets)
+        view.activate(suffix)
+        return view
 
     def wait_for_engines(self, n, timeout=-1, block=True):
         """Wait until at least ``n`` engines are registered (``TimeoutError`` after
