@@ -59,7 +59,8 @@ def _start(args):
                 cluster_id=args.cluster_id, controller_ip=args.ip, log_level=args.log_level,
                 controller_args=args.controller_args.split(),
                 engine_args=args.engine_args.split(), bin_dir=args.bin_dir,
-                engine_timeout=args.timeout, progress=True)
+                engine_timeout=args.timeout, progress=True,
+                shutdown_atexit=not args.daemonize)
     stop_now = threading.Event()
     old = {s: signal.signal(s, lambda *_: stop_now.set()) for s in STOP_SIGNALS}
     try:

@@ -13,6 +13,7 @@ find clusters started by other processes.
 """
 
 import asyncio
+import atexit
 import json
 import os
 import secrets
@@ -64,6 +65,8 @@ class Cluster:
     ``controller_args`` / ``engine_args`` are passed to the daemons (their command lines
     are ipcontroller's and ipengine's); ``bin_dir`` says where the binaries are.
     ``progress`` (default: when stderr is a terminal) shows engines registering.
+    ``shutdown_atexit`` (default True) stops the cluster when the interpreter exits, so a
+    script that ends (or raises) without stopping it leaves no process behind.
 
     Thread rule: one thread drives a Cluster. Every wait has a timeout.
     """
@@ -71,7 +74,7 @@ class Cluster:
     def __init__(self, n=None, profile=None, profile_dir=None, cluster_id=None,
                  controller_args=(), engine_args=(), controller_ip="127.0.0.1",
                  log_level="WARN", bin_dir=None, engine_timeout=60.0, progress=None,
-                 env=None):
+                 env=None, shutdown_atexit=True):
         self.n = n if n is not None else _usable_cpus()
         self.profile_dir = profile_dir_for(profile, profile_dir)
         self.cluster_id = (time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
@@ -84,6 +87,8 @@ class Cluster:
         self.engine_timeout = engine_timeout
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.env = env
+        self.shutdown_atexit = shutdown_atexit
+        self._atexit = None
         self.controller_pid = None
         self.engine_pids = []
         self._client = None
@@ -112,7 +117,7 @@ class Cluster:
         with open(path) as f:
             d = json.load(f)
         c = cls(n=d.get("n", 0), profile_dir=d["profile_dir"], cluster_id=d["cluster_id"],
-                progress=False)
+                progress=False, shutdown_atexit=False)
         c.controller_pid = d.get("controller_pid")
         c.engine_pids = list(d.get("engine_pids", []))
         return c
@@ -170,6 +175,12 @@ class Cluster:
         proc = _daemons.spawn(argv, log, self.env)
         self.controller_pid = proc.pid
         self._write_file()
+        if self.shutdown_atexit and self._atexit is None:
+            # atexit, not a finalizer: a Cluster object dropped after start_and_connect_sync
+            # (keeping only the client) must not stop the cluster.
+            record = self.to_dict()
+            self._atexit = lambda: _stop_at_exit(record)
+            atexit.register(self._atexit)
         client_file = connection_files(self.profile_dir, self.cluster_id)[0]
         deadline = time.monotonic() + timeout
         while not client_file.exists():
@@ -291,6 +302,9 @@ class Cluster:
         self.start_engines_sync(n)
 
     def stop_controller_sync(self, grace=5.0):
+        if self._atexit is not None:
+            atexit.unregister(self._atexit)
+            self._atexit = None
         if self.controller_pid:
             _daemons.stop_pids([self.controller_pid], _daemons.CONTROLLER, grace)
         self.controller_pid = None
@@ -352,6 +366,17 @@ def clusters(profile_dirs=None):
             except (OSError, ValueError, KeyError):
                 continue
     return found
+
+
+def _stop_at_exit(record):
+    """Stops what a Cluster recorded (read again from its file: engines may have been added
+    since), for a Cluster still running at interpreter exit."""
+    try:
+        c = Cluster.from_file(cluster_file(record["profile_dir"], record["cluster_id"]))
+    except (OSError, ValueError, KeyError):
+        return
+    if c.controller_pid == record["controller_pid"]:
+        c.stop_cluster_sync()
 
 
 def _usable_cpus():

@@ -169,3 +169,21 @@ def test_build_has_a_shoal_command():
     r = subprocess.run([str(script), "cluster", "start", "--help"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0 and "--daemonize" in r.stdout
+
+
+def test_a_script_that_forgets_to_stop_leaves_nothing_behind(home):
+    """shutdown_atexit (default): the cluster ends with the interpreter; the Cluster object
+    itself may be dropped early (only the client kept) without stopping anything."""
+    script = (
+        "import os, gc, shoal\n"
+        "rc = shoal.Cluster(n=1, progress=False).start_and_connect_sync()\n"
+        "gc.collect()\n"
+        "print(rc[0].apply_sync(os.getpid), flush=True)\n"
+        "[c] = shoal.cluster.clusters()\n"
+        "print(c.controller_pid, *c.engine_pids, flush=True)\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    engine_pid, *pids = [int(x) for x in r.stdout.split()]
+    assert wait_gone(pids + [engine_pid])
+    assert shoal.cluster.clusters() == []
