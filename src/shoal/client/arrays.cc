@@ -21,7 +21,6 @@ constexpr char kSetItem = 's';
 constexpr char kNextBuffer = '\x97';
 constexpr char kTuple1 = '\x85';
 constexpr char kTuple2 = '\x86';
-constexpr char kTuple3 = '\x87';
 constexpr char kReduce = 'R';
 constexpr char kStop = '.';
 constexpr char kShortBinBytes = 'C';
@@ -94,10 +93,12 @@ std::pair<size_t, size_t> PartitionBounds(size_t n, size_t p, size_t parts) {
 
 namespace pickle5 {
 
+// An apply_request's frames: the function's pickle, then the value (args, kwargs).
 Frames PushRequest(const std::string& name, std::span<const double> values) {
-  // (shoal._remote.push, ({name: numpy.frombuffer(<buffer 1>, "float64")},), {})
+  // shoal._remote.push, then (({name: numpy.frombuffer(<buffer 1>, "float64")},), {})
+  PickleWriter f;
+  f.Global("shoal._remote", "push");
   PickleWriter w;
-  w.Global("shoal._remote", "push");
   w.Op(kEmptyDict);
   w.Str(name);
   w.Global("numpy", "frombuffer");
@@ -108,22 +109,25 @@ Frames PushRequest(const std::string& name, std::span<const double> values) {
   w.Op(kSetItem);
   w.Op(kTuple1);
   w.Op(kEmptyDict);
-  w.Op(kTuple3);
+  w.Op(kTuple2);
   Frames frames;
+  frames.push_back(Message(f.Finish()));
   frames.push_back(Message(w.Finish()));
   frames.emplace_back(values.data(), values.size_bytes());
   return frames;
 }
 
 Frames PullRequest(const std::string& name) {
-  // (shoal._remote.pull_float64, (name,), {})
+  // shoal._remote.pull_float64, then ((name,), {})
+  PickleWriter f;
+  f.Global("shoal._remote", "pull_float64");
   PickleWriter w;
-  w.Global("shoal._remote", "pull_float64");
   w.Str(name);
   w.Op(kTuple1);
   w.Op(kEmptyDict);
-  w.Op(kTuple3);
+  w.Op(kTuple2);
   Frames frames;
+  frames.push_back(Message(f.Finish()));
   frames.push_back(Message(w.Finish()));
   return frames;
 }

@@ -76,18 +76,19 @@ TEST(ParseBytesReply, InBandOutOfBandAndBadShapes) {
 TEST(PushRequest, PicklesTheNameAndSendsTheValuesAsTheirOwnFrame) {
   std::vector<double> x = {1, 2, 3};
   Frames f = pickle5::PushRequest("x", x);
-  ASSERT_EQ(f.size(), 2u);
-  EXPECT_EQ(f[1].size(), 24u);
-  EXPECT_EQ(std::memcmp(f[1].data(), x.data(), 24), 0);
-  std::string p(static_cast<const char*>(f[0].data()), f[0].size());
+  ASSERT_EQ(f.size(), 3u);  // the function, the arguments, their buffer
+  EXPECT_EQ(f[2].size(), 24u);
+  EXPECT_EQ(std::memcmp(f[2].data(), x.data(), 24), 0);
+  std::string fn(static_cast<const char*>(f[0].data()), f[0].size());
+  EXPECT_EQ(fn, std::string("\x80\x05\x8c\x0dshoal._remote\x8c\x04push\x93.", 25));
+  std::string p(static_cast<const char*>(f[1].data()), f[1].size());
   EXPECT_EQ(p.substr(0, 2), "\x80\x05");
-  EXPECT_NE(p.find("shoal._remote"), std::string::npos);
   EXPECT_NE(p.find("frombuffer"), std::string::npos);
   EXPECT_EQ(p.back(), '.');
   // A name of 256+ bytes takes the 4-byte-length string opcode.
   std::string long_name(300, 'a');
-  std::string q(static_cast<const char*>(pickle5::PushRequest(long_name, x)[0].data()),
-                pickle5::PushRequest(long_name, x)[0].size());
+  Frames long_frames = pickle5::PushRequest(long_name, x);
+  std::string q(static_cast<const char*>(long_frames[1].data()), long_frames[1].size());
   EXPECT_NE(q.find(std::string("X\x2c\x01\x00\x00", 5) + long_name), std::string::npos);
 }
 
