@@ -6,9 +6,12 @@ feed it jobs and finish them.
     engine reply --(client core I/O thread: done-callback)--> done queue
                  --(completion thread)--> results, callbacks, waiters released
 
-Batching is adaptive: each engine holds at most ``PREFETCH`` batches, and a batch takes a
-share of the queue (``ceil(queued / (2 * engines))``, at most ``MAX_BATCH``), so a lone job
-goes alone at once and a flood of small jobs goes in large batches.
+Batching adapts to how long jobs take (a running average measured in the workers):
+long jobs (or before any job has finished) go one at a time, one per worker, as pp sends
+them, so a free worker always takes the next job. Short jobs go in batches of a share of
+the queue (``ceil(queued / (2 * workers))``, guided self-scheduling) capped so that a
+batch lasts about ``BATCH_SECONDS``, with ``PREFETCH`` batches queued per worker, so a
+flood of tiny jobs costs one round trip per batch, not per job.
 
 Engines are started by PID through :class:`shoal.Cluster` (own profile directory in a
 temporary directory, removed by ``close``). Each new engine is first sent ``hello`` (its
@@ -34,7 +37,9 @@ from shoal.pp._task import DestroyedServerError
 
 log = logging.getLogger("pp")
 
-PREFETCH = 2  # batches queued on an engine, so it never waits for the next one
+PREFETCH = 2  # batches queued on an engine running short jobs, so it never waits
+PREFETCH_BELOW = 0.05  # seconds per job under which engines get PREFETCH batches
+BATCH_SECONDS = 0.02  # a batch of short jobs lasts about this long
 MAX_BATCH = 1000
 TICK = 0.1  # seconds between looks at the engines' processes
 START_FAILURES_MAX = 3  # engines in a row that die before answering: give up
@@ -94,6 +99,7 @@ class LocalPool:
         self._start_failures = 0
         self._said_hello = set()  # watchdog PIDs that answered hello
         self._next_tick = 0.0
+        self._est = None  # running average of a job's seconds in the worker
         self._done = queue.SimpleQueue()
         try:
             self._cluster.start_controller_sync()
@@ -191,8 +197,10 @@ class LocalPool:
             self._give_up("shoal.pp dispatcher failed; see the log")
 
     def _usable(self):
+        est = self._est
+        limit = PREFETCH if est is not None and est < PREFETCH_BELOW else 1
         return [e for e in self._engines.values()
-                if not (e.dead or e.retiring) and e.batches < PREFETCH]
+                if not (e.dead or e.retiring) and e.batches < limit]
 
     def _can_send(self):
         return bool(self._queue) and bool(self._usable())
@@ -253,10 +261,12 @@ class LocalPool:
         _daemons.stop_pids([pid], _daemons.ENGINE, grace=2.0)
 
     def _batch_size(self, engines):
-        if self._restart:
+        est = self._est
+        if self._restart or est is None or est >= BATCH_SECONDS:
             return 1
-        n = -(-len(self._queue) // (2 * max(1, engines)))
-        return max(1, min(MAX_BATCH, n))
+        share = -(-len(self._queue) // (2 * max(1, engines)))
+        cap = MAX_BATCH if est <= BATCH_SECONDS / MAX_BATCH else int(BATCH_SECONDS / est)
+        return max(1, min(cap, share))
 
     def _send_batches(self):
         while True:
@@ -363,6 +373,10 @@ class LocalPool:
     def _finish(self, b, results):
         again = []
         stats = self._stats
+        ran = [r[3] for r in results if r[0] != _worker.MISSING]
+        if ran:
+            mean = sum(ran) / len(ran)
+            self._est = mean if self._est is None else 0.7 * self._est + 0.3 * mean
         for t, (code, payload, output, secs, info) in zip(b.tasks, results):
             if code == _worker.MISSING:
                 b.engine.bundles.discard(t._bundle[0])
