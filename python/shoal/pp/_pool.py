@@ -330,6 +330,10 @@ class LocalPool:
                 log.exception("pp: finishing a batch failed")
                 self._fail(b.tasks, RuntimeError("shoal.pp could not finish this job; "
                                                  "see the log"))
+            finally:
+                # The client core keeps the done-callback (which holds the batch) as long
+                # as the request: cut the batch loose so its jobs and results can go.
+                b.sub = b.tasks = None
 
     def _reply(self, b):
         if isinstance(b.sub, Exception):
