@@ -392,8 +392,8 @@ class LocalPool:
                 t._info = info
             stats.njobs += 1
             stats.time += secs
+            t._finish()  # callback first: wait() must not return before it has run
             t.server._forget(t)
-            t._finish()
         if again:
             self._requeue(again)
 
@@ -427,9 +427,9 @@ class LocalPool:
             if t._done:
                 continue
             t._failure = exc
+            t._finish()
             if t.server is not None:
                 t.server._forget(t)
-            t._finish()
 
     def _give_up(self, why):
         with self._cond:

@@ -271,6 +271,19 @@ def test_callback_runs_in_background_as_soon_as_the_job_finishes(server):
     assert job.wait(10) and job.finished and job() == 36
 
 
+def test_wait_returns_after_every_callback_ran(server):
+    seen = []
+
+    def slow_cb(result):
+        time.sleep(0.05)
+        seen.append(result)
+
+    for i in range(20):
+        server.submit(square, (i,), callback=slow_cb)
+    assert server.wait(timeout=60)
+    assert sorted(seen) == sorted(i * i for i in range(20))
+
+
 def test_a_raising_callback_is_logged_not_fatal(server, caplog):
     def bad(result):
         raise RuntimeError("callback broke")
