@@ -1,6 +1,7 @@
 """pp.Server against real shoal daemons: pp's API and messages, and what shoal fixes
 (errors reach job(), timeouts, dead workers replaced, callbacks that raise)."""
 
+import functools
 import logging
 import math
 import os
@@ -46,6 +47,18 @@ def make_adder(n):
 
 def noop(x):
     return x
+
+
+def logged(f):
+    @functools.wraps(f)
+    def wrapper(*args):
+        return ("logged", f(*args))
+    return wrapper
+
+
+@logged
+def decorated(x):
+    return x + 1
 
 
 def sleep_pid(seconds):
@@ -172,8 +185,9 @@ def test_functions_travel_by_value(server):
         server.submit(uses_math, (2.5,), modules=("math",)),
         server.submit(Point(3, 4).norm2),
         server.submit(max, ((3, 9, 2),)),
+        server.submit(decorated, (1,)),
     ]
-    assert [j(timeout=60) for j in jobs] == [144, 15, 6, 102, 4.0, 2, 25, 9]
+    assert [j(timeout=60) for j in jobs] == [144, 15, 6, 102, 4.0, 2, 25, 9, ("logged", 2)]
 
 
 def test_user_class_instances_go_both_ways(server):
