@@ -8,7 +8,7 @@ pp's source shipping effectively does); those of installed packages and the stan
 library travel by reference, as imports.
 
 A bundle is pickled once per (func, depfuncs, modules) and given an id; each engine is
-sent a bundle's bytes once (see ``_pool``).
+sent a bundle's bytes once (see ``_node``).
 """
 
 import os

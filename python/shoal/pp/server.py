@@ -15,7 +15,8 @@ import weakref
 
 from shoal.cluster import _usable_cpus
 from shoal.pp import _bundle
-from shoal.pp._pool import LocalPool
+from shoal.pp._local import LocalNode
+from shoal.pp._node import JobQueue, fail
 from shoal.pp._task import DestroyedServerError, _Task
 
 log = logging.getLogger("pp")
@@ -49,8 +50,14 @@ def _check_tuple(value, name):
         raise TypeError("%s argument must be a tuple" % name)
 
 
-def _destroy(pool):
-    pool.close()
+def _destroy(jobs, nodes):
+    fail(jobs.close(), _destroyed())
+    for node in nodes:
+        node.close()
+
+
+def _destroyed():
+    return DestroyedServerError("Server was destroyed before the job completion")
 
 
 class Server:
@@ -99,10 +106,13 @@ class Server:
         self._tasks_lock = threading.Lock()
         self._bundles = _bundle.BundleCache()
         self._stats = {"local": _Statistics(ncpus)}
-        self._pool = LocalPool(ncpus, self._stats["local"], restart=restart)
+        self._jobs = JobQueue()
+        self._local = LocalNode(self._jobs, self._stats["local"], ncpus, restart=restart)
+        self._nodes = [self._local]
         # destroy() at interpreter exit, or when the Server is garbage collected; the
-        # finalizer holds the pool, not the Server, so it does not keep it alive.
-        self._finalizer = weakref.finalize(self, _destroy, self._pool)
+        # finalizer holds the nodes, not the Server, so it does not keep it alive.
+        self._finalizer = weakref.finalize(self, _destroy, self._jobs, self._nodes)
+        self._local.start()
         log.info("pp local server started with %d workers", ncpus)
         self.__creation_time = time.time()
 
@@ -140,13 +150,11 @@ class Server:
         task._bundle = bundle
         task._sargs = sargs
         task._raise = self._raise
+        if self._local._broken and len(self._nodes) == 1:
+            raise RuntimeError(self._local._broken)
         with self._tasks_lock:
             self._tasks[task.tid] = task
-        try:
-            self._pool.submit(task)
-        except BaseException:
-            self._forget(task)
-            raise
+        self._jobs.put(task)
         return task
 
     def _forget(self, task):
@@ -183,7 +191,7 @@ class Server:
             raise DestroyedServerError("Cannot set ncpus: server instance has been destroyed")
         self._ncpus = ncpus
         self._stats["local"].ncpus = ncpus
-        self._pool.set_ncpus(ncpus)
+        self._local.set_ncpus(ncpus)
 
     def get_active_nodes(self):
         """``{"local": ncpus}`` (plus remote nodes, once supported)."""
@@ -206,7 +214,7 @@ class Server:
                       % (stat.njobs, 100.0 * stat.njobs / totaljobs, stat.time,
                          stat.time / stat.njobs, node))
         print("Time elapsed since server creation", walltime)
-        print(self._pool.active, "active tasks,", self.get_ncpus(), "cores")
+        print(self._local.active, "active tasks,", self.get_ncpus(), "cores")
         print("")
 
     def destroy(self):

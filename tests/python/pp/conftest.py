@@ -57,7 +57,7 @@ def make_server():
 
     yield make
     for s in made:
-        pids = s._pool.pids()
+        pids = s._local.pids()
         s.destroy()
         assert all_gone(pids), "left running: %s" % [p for p in pids
                                                       if _daemons.is_running(p)]

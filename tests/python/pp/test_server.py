@@ -121,14 +121,14 @@ def record_pid_and_sleep(path, seconds):
 
 
 def live_workers(server):
-    return [p for p in server._pool._cluster.engine_pids if _daemons.is_running(p)]
+    return [p for p in server._local._cluster.engine_pids if _daemons.is_running(p)]
 
 
 @pytest.fixture(scope="module")
 def server():
     s = pp.Server(2)
     yield s
-    pids = s._pool.pids()
+    pids = s._local.pids()
     s.destroy()
     assert all_gone(pids)
 
@@ -394,8 +394,8 @@ def test_destroy_stops_everything_and_fails_unfinished_jobs():
     running = s.submit(sleep_pid, (30,))
     queued = [s.submit(sleep_pid, (30,)) for _ in range(3)]
     time.sleep(0.3)
-    pids = s._pool.pids()
-    tmp = s._pool._tmp
+    pids = s._local.pids()
+    tmp = s._local._tmp
     assert len(pids) >= 5  # controller, 2 watchdogs, 2 engines
     t0 = time.monotonic()
     s.destroy()
@@ -415,7 +415,7 @@ def test_a_forgotten_server_is_destroyed_by_gc():
     import gc
     s = pp.Server(1)
     assert s.submit(square, (2,))(timeout=60) == 4
-    pids = s._pool.pids()
+    pids = s._local.pids()
     del s
     gc.collect()
     assert all_gone(pids)
@@ -431,7 +431,7 @@ def test_interpreter_exit_stops_the_workers(tmp_path):
         "import json, shoal.pp as pp\n"
         "s = pp.Server(2)\n"
         "print(s.submit(abs, (-3,))())\n"
-        "print(json.dumps(s._pool.pids()))\n")
+        "print(json.dumps(s._local.pids()))\n")
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                        timeout=120, env=child_env())
     assert r.returncode == 0, r.stderr
