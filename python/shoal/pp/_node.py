@@ -186,8 +186,9 @@ class Node:
                         return
                 if time.monotonic() >= self._next_tick:
                     self._next_tick = time.monotonic() + TICK
-                    self._watch_engines()
                     self._manage()
+                    if self._core is not None:
+                        self._watch_engines()
                 self._send_batches()
         except Exception:  # noqa: BLE001 - must not die silently: jobs would hang
             log.exception("pp: the dispatcher of node %s failed", self.name)
@@ -311,11 +312,11 @@ class Node:
             if b.hello:
                 e.hello_pending = False
             else:
-                e.batches -= 1
-                self._running -= len(b.tasks)
-                if b not in self._inflight:  # destroy failed these jobs already
+                if b not in self._inflight:  # destroy or a lost node took these jobs
                     return
                 self._inflight.discard(b)
+                e.batches -= 1
+                self._running -= len(b.tasks)
             self._jobs.cond.notify_all()
         if reply is not None and reply.status == "ok":
             value = serialize.deserialize(reply.buffers)
@@ -336,14 +337,14 @@ class Node:
                 exc = destroyed()
             elif failure is not None:  # the connection failed: another node may run them
                 self._jobs.put_front(b.tasks)
-                self._lost(failure)
+                self._connection_failed(failure)
                 return
             fail(b.tasks, exc)
 
     def _hello(self, e):
         pass
 
-    def _lost(self, exc):
+    def _connection_failed(self, exc):
         """The connection to the controller failed (remote nodes reconnect)."""
 
     def _finish(self, b, results):

@@ -8,15 +8,17 @@ honours affinity and cgroup limits.
 
 import itertools
 import logging
+import os
 import platform
 import threading
 import time
 import weakref
 
 from shoal.cluster import _usable_cpus
-from shoal.pp import _bundle
+from shoal.pp import _bundle, _rendezvous
 from shoal.pp._local import LocalNode
 from shoal.pp._node import JobQueue, fail
+from shoal.pp._remote_node import RemoteNode
 from shoal.pp._task import DestroyedServerError, _Task
 
 log = logging.getLogger("pp")
@@ -63,10 +65,12 @@ def _destroyed():
 class Server:
     """Parallel Python's job server, running jobs on ``ncpus`` local worker processes.
 
-    ``ncpus='autodetect'`` uses the CPUs this process may run on. ``ppservers`` must be a
-    tuple (remote servers are not supported yet: a non-empty tuple raises). ``secret``,
-    ``proto`` and ``socket_timeout`` are accepted for compatibility; ``restart=True``
-    replaces a worker process after every job.
+    ``ncpus='autodetect'`` uses the CPUs this process may run on. ``ppservers`` is a tuple
+    of ``"host:port"`` (or ``"host"``: port 60000) of ``shoal ppserver``s, which are
+    connected in the background and used alongside the local workers; ``secret`` (or
+    ``$SHOAL_PP_SECRET``) is theirs. ``proto`` sets the protocol of ``raw_result``;
+    ``socket_timeout`` bounds the connection to a ppserver; ``restart=True`` replaces a
+    local worker process after every job.
 
     ``raise_errors`` (shoal's, default True): ``job()`` re-raises a job's exception. With
     ``raise_errors=False`` it behaves as pp: prints the error and traceback, returns None.
@@ -84,16 +88,24 @@ class Server:
         ncpus = _check_ncpus(ncpus)
         if not isinstance(ppservers, tuple):
             raise TypeError("ppservers argument must be a tuple")
-        if ppservers:
-            raise NotImplementedError("shoal.pp does not connect to remote ppservers yet; "
-                                      "use ppservers=()")
         if secret is not None and not isinstance(secret, str):
             raise TypeError("secret must be of a string type")
+        addresses = []
+        for entry in ppservers:
+            if "*" in entry:
+                raise NotImplementedError("shoal.pp has no autodiscovery (%r): name the "
+                                          "ppservers as 'host:port'" % entry)
+            addresses.append(_rendezvous.parse_address(entry))
+        if secret is None:
+            secret = os.environ.get("SHOAL_PP_SECRET") or None
+        if addresses and secret is None:
+            raise ValueError("a secret is needed to use ppservers (the one `shoal ppserver` "
+                             "was started with): secret=... or $SHOAL_PP_SECRET")
         self.logger = log
         log.info("Creating server instance (pp-%s)", version)
         log.info("Running on Python %s %s", platform.python_version(), platform.system())
-        self.secret = secret if secret is not None else self.default_secret
-        self.ppservers = []
+        self.secret = secret
+        self.ppservers = addresses
         self.auto_ppservers = []
         self.autopp_list = {}
         self.socket_timeout = socket_timeout
@@ -109,10 +121,16 @@ class Server:
         self._jobs = JobQueue()
         self._local = LocalNode(self._jobs, self._stats["local"], ncpus, restart=restart)
         self._nodes = [self._local]
+        for host, port in addresses:
+            node = RemoteNode(self._jobs, _Statistics(0), host, port, secret,
+                              self._remote_failed, socket_timeout)
+            self._stats[node.name] = node._stats
+            self._nodes.append(node)
         # destroy() at interpreter exit, or when the Server is garbage collected; the
         # finalizer holds the nodes, not the Server, so it does not keep it alive.
         self._finalizer = weakref.finalize(self, _destroy, self._jobs, self._nodes)
-        self._local.start()
+        for node in self._nodes:
+            node.start()
         log.info("pp local server started with %d workers", ncpus)
         self.__creation_time = time.time()
 
@@ -194,12 +212,27 @@ class Server:
         self._local.set_ncpus(ncpus)
 
     def get_active_nodes(self):
-        """``{"local": ncpus}`` (plus remote nodes, once supported)."""
-        return {"local": self._ncpus}
+        """``{"local": ncpus, "host:port": workers, ...}`` for the connected ppservers."""
+        nodes = {"local": self._ncpus}
+        for node in self._nodes[1:]:
+            if node.connected:
+                nodes[node.name] = node.remote_ncpus
+        return nodes
 
     def get_stats(self):
         """``{node: stats}``; each has ``ncpus``, ``njobs`` and ``time``."""
+        for node in self._nodes[1:]:
+            node._stats.ncpus = node.remote_ncpus
         return dict(self._stats)
+
+    def _remote_failed(self, node):
+        """A ppserver refused us for good: if nothing else can run jobs, fail them."""
+        if self._ncpus == 0 and all(n.failure for n in self._nodes[1:]):
+            why = "; ".join(n.failure for n in self._nodes[1:])
+            with self._jobs.cond:
+                pending = list(self._jobs.jobs)
+                self._jobs.jobs.clear()
+            fail(pending, ConnectionError("no worker can run jobs: ncpus=0 and " + why))
 
     def print_stats(self):
         """Print the job statistics in pp's layout."""
