@@ -177,3 +177,13 @@ def test_client_needs_a_secret_for_ppservers(monkeypatch):
         pp.Server(0, ppservers=("127.0.0.1:1",))
     with pytest.raises(NotImplementedError, match="autodiscovery"):
         pp.Server(0, ppservers=("*",), secret="x")
+
+
+def test_idle_timeout_and_pid_file(tmp_path):
+    pid_file = tmp_path / "ppserver.pid"
+    srv = PPServerProcess(free_port(), extra=("-t", "1", "-P", str(pid_file)))
+    assert pid_file.read_text().strip() == str(srv.proc.pid)
+    assert srv.proc.wait(30) == 0  # no client came: it exits by itself
+    srv.stop()
+    assert all_gone(srv.pids)
+    assert not pid_file.exists()
