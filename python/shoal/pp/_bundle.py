@@ -7,10 +7,11 @@ and the globals they use. Functions of the user's own modules are pickled by val
 pp's source shipping effectively does); those of installed packages and the standard
 library travel by reference, as imports.
 
-A bundle is pickled once per (func, depfuncs, modules) and given an id; each engine is
-sent a bundle's bytes once (see ``_node``).
+A bundle is pickled once per (func, depfuncs, modules) and named by a hash of its bytes;
+each engine is sent a bundle's bytes once (see ``_node``).
 """
 
+import hashlib
 import os
 import sys
 import sysconfig
@@ -119,7 +120,6 @@ class BundleCache:
     def __init__(self):
         self._lock = threading.Lock()
         self._cache = OrderedDict()
-        self._next_id = 0
 
     def get(self, func, depfuncs, modules):
         try:
@@ -133,9 +133,10 @@ class BundleCache:
                 self._cache.move_to_end(key)
                 return entry[0]
         bundle = dumps(func, depfuncs, modules)  # raises here, before the job exists
+        # Named by content: a ppserver's engines hold the bundles of several clients.
+        bid = hashlib.sha256(bundle).hexdigest()[:32]
         with self._lock:
-            self._next_id += 1
-            entry = ((self._next_id, bundle), func, depfuncs)  # refs keep ids unique
+            entry = ((bid, bundle), func, depfuncs)  # refs keep the key's ids valid
             self._cache[key] = entry
             if len(self._cache) > _CACHE_MAX:
                 self._cache.popitem(last=False)

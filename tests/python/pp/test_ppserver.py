@@ -187,3 +187,21 @@ def test_idle_timeout_and_pid_file(tmp_path):
     srv.stop()
     assert all_gone(srv.pids)
     assert not pid_file.exists()
+
+
+def double(x):
+    return 2 * x
+
+
+def triple(x):
+    return 3 * x
+
+
+def test_two_clients_share_a_ppserver(ppserver, make_server):
+    srv = ppserver(workers=1)
+    a = make_server(0, ppservers=("127.0.0.1:%d" % srv.port,), secret=SECRET)
+    b = make_server(0, ppservers=("127.0.0.1:%d" % srv.port,), secret=SECRET)
+    ja = [a.submit(double, (i,)) for i in range(50)]
+    jb = [b.submit(triple, (i,)) for i in range(50)]
+    assert [j(timeout=90) for j in ja] == [2 * i for i in range(50)]
+    assert [j(timeout=90) for j in jb] == [3 * i for i in range(50)]
