@@ -54,6 +54,7 @@ class _Task:
         self.result = None
         self.sresult = None  # the pickled result as the worker sent it
         self.output = ""  # what the job printed (stdout and stderr, as pp captures them)
+        self.node = None  # where it ran: "local" or "host:port"
         self.exception = None  # the job's exception, once unpickled
         self._info = None  # (ename, evalue, traceback text) of a job that raised
         self._failure = None  # an exception made here: worker death, destroy

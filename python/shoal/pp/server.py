@@ -108,6 +108,7 @@ class Server:
         self.ppservers = addresses
         self.auto_ppservers = []
         self.autopp_list = {}
+        self.discover = None  # pp's autodiscovery object; there is no autodiscovery
         self.socket_timeout = socket_timeout
         self._proto = proto
         self._restart = restart

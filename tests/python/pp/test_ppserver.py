@@ -107,6 +107,7 @@ def test_remote_only(ppserver, make_server, capsys):
     jobs = [s.submit(sum_primes, (n,), (isprime,), ("math",)) for n in (100, 100000, 100100)]
     assert [j(timeout=90) for j in jobs] == [1060, 454396537, 454996777]
     name = "127.0.0.1:%d" % srv.port
+    assert {j.node for j in jobs} == {name}
     assert s.get_active_nodes() == {"local": 0, name: 2}
     assert stats_rows(s, capsys) == {name: 3}
 
