@@ -174,7 +174,7 @@ def _secret(args):
 
 def main(args):
     """``shoal ppserver ...``; returns the exit code."""
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
     secret = _secret(args)
     if not secret:
