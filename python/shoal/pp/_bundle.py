@@ -99,16 +99,18 @@ def dumps_args(args):
 
 def from_globals(globals_, depfuncs, modules):
     """pp's ``globals=`` rule: the modules in ``globals_`` are imported on the worker
-    under the same names, and its plain functions become depfuncs."""
+    under the same names (where they import there), and its plain functions become
+    depfuncs."""
+    from shoal.pp._worker import OPTIONAL
     depfuncs, modules = list(depfuncs), list(modules)
     for name, value in globals_.items():
         if name.startswith("__"):
             continue
         if isinstance(value, ModuleType):
             if value.__name__ == name:
-                modules.append(name)
+                modules.append(OPTIONAL + name)
             elif name.isidentifier():
-                modules.append("import %s as %s" % (value.__name__, name))
+                modules.append(OPTIONAL + "import %s as %s" % (value.__name__, name))
         elif type(value) is FunctionType and value not in depfuncs:
             depfuncs.append(value)
     return tuple(depfuncs), tuple(dict.fromkeys(modules))

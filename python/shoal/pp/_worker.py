@@ -29,6 +29,9 @@ MISSING = 2  # the engine does not hold the job's function bundle any more: rese
 _BUNDLES = {}
 _BUNDLES_MAX = 4096
 
+# Marks a module import taken from submit(globals=...): a failure there is ignored.
+OPTIONAL = "?"
+
 # pp's wording for a job that raised, printed in the compatibility mode (raise_errors=False)
 EXEC_ERROR = "An error has occured during the function execution\n"
 
@@ -73,7 +76,13 @@ def prepare(func, depfuncs, modules):
                 if not name.startswith("__"):
                     ns.setdefault(name, value)
     for module in modules:
-        exec(_statement(module), ns)
+        if module.startswith(OPTIONAL):  # found in submit(globals=...): best effort
+            try:
+                exec(_statement(module[len(OPTIONAL):]), ns)
+            except Exception:  # noqa: BLE001 - the job may not need it
+                pass
+        else:
+            exec(_statement(module), ns)
     for d in depfuncs:
         name = getattr(d, "__name__", None)
         if name:

@@ -8,6 +8,7 @@ import os
 import pickle
 import threading
 import time
+import types
 
 import pytest
 
@@ -199,6 +200,10 @@ def test_globals_are_shipped(server):
     def uses_helper_and_os(x):
         return helper(x), os.path.basename("/a/b")
     assert server.submit(uses_helper_and_os, (1,), globals=globals())(timeout=60) == (2, "b")
+    # A module the worker cannot import, found in globals, does not break the job.
+    fake = types.ModuleType("no_such_module_abc")
+    assert server.submit(uses_helper_and_os, (2,),
+                         globals={"fake": fake, "helper": helper})(timeout=60) == (3, "b")
 
 
 def test_a_failing_module_import_fails_the_job(server):
