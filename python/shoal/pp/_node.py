@@ -66,6 +66,9 @@ class JobQueue:
 
     def put(self, task):
         with self.cond:
+            if self.closing:  # destroy() ran while the job was being made
+                raise DestroyedServerError("Cannot submit jobs: server instance has been "
+                                           "destroyed")
             self.jobs.append(task)
             self.cond.notify_all()
 

@@ -169,12 +169,24 @@ class Server:
         task._bundle = bundle
         task._sargs = sargs
         task._raise = self._raise
-        if self._local._broken and len(self._nodes) == 1:
-            raise RuntimeError(self._local._broken)
-        with self._tasks_lock:
-            self._tasks[task.tid] = task
-        self._jobs.put(task)
+        with self._jobs.cond:  # with _remote_failed's drain: no job is left behind
+            why = self._unrunnable()
+            if why:
+                raise why
+            with self._tasks_lock:
+                self._tasks[task.tid] = task
+            self._jobs.put(task)
         return task
+
+    def _unrunnable(self):
+        """The error for a job no node can ever run, or None."""
+        remotes = self._nodes[1:]
+        if self._local._broken and not remotes:
+            return RuntimeError(self._local._broken)
+        if self._ncpus == 0 and remotes and all(n.failure for n in remotes):
+            return ConnectionError("no worker can run jobs: ncpus=0 and " +
+                                   "; ".join(n.failure for n in remotes))
+        return None
 
     def _forget(self, task):
         with self._tasks_lock:
@@ -228,12 +240,13 @@ class Server:
 
     def _remote_failed(self, node):
         """A ppserver refused us for good: if nothing else can run jobs, fail them."""
-        if self._ncpus == 0 and all(n.failure for n in self._nodes[1:]):
-            why = "; ".join(n.failure for n in self._nodes[1:])
-            with self._jobs.cond:
-                pending = list(self._jobs.jobs)
+        with self._jobs.cond:
+            why = self._unrunnable()
+            pending = list(self._jobs.jobs) if why else []
+            if why:
                 self._jobs.jobs.clear()
-            fail(pending, ConnectionError("no worker can run jobs: ncpus=0 and " + why))
+        if why:
+            fail(pending, why)
 
     def print_stats(self):
         """Print the job statistics in pp's layout."""

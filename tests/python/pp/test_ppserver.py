@@ -129,9 +129,19 @@ def test_local_and_remote_share_the_jobs(ppserver, make_server, capsys):
 def test_a_wrong_secret_is_a_clear_error(ppserver, make_server, caplog):
     srv = ppserver()
     s = make_server(0, ppservers=("127.0.0.1:%d" % srv.port,), secret="wrong")
-    job = s.submit(abs, (-1,))
-    with pytest.raises(ConnectionError, match="Authentication failed for host=127.0.0.1"):
-        job(timeout=60)
+    # Jobs submitted before the refusal fail; after it, submit() itself raises.
+    try:
+        job = s.submit(abs, (-1,))
+    except ConnectionError as exc:
+        err = exc
+    else:
+        with pytest.raises(ConnectionError) as info:
+            job(timeout=60)
+        err = info.value
+    assert "Authentication failed for host=127.0.0.1" in str(err)
+    assert wait_until(lambda: s._nodes[1].failure, 30)
+    with pytest.raises(ConnectionError, match="ncpus=0 and Authentication failed"):
+        s.submit(abs, (-1,))
     assert "Authentication failed" in caplog.text
 
 
