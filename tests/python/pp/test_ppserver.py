@@ -116,8 +116,8 @@ def test_local_and_remote_share_the_jobs(ppserver, make_server, capsys):
     srv = ppserver(workers=1)
     s = make_server(1, ppservers=("127.0.0.1:%d" % srv.port,), secret=SECRET)
     name = "127.0.0.1:%d" % srv.port
-    assert wait_until(lambda: name in s.get_active_nodes(), 30)
-    [s.submit(abs, (-1,))(timeout=90)]
+    assert wait_until(lambda: s._nodes[1].ncpus == 1 and s._local.ncpus == 1, 60)
+    s.submit(abs, (-1,))(timeout=90)
     jobs = [s.submit(sleep_pid, (0.3, i)) for i in range(12)]
     results = [j(timeout=90) for j in jobs]
     assert [i for _, i in results] == list(range(12))

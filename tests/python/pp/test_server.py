@@ -346,9 +346,8 @@ def test_set_ncpus_grow_shrink_and_zero(make_server):
     assert job(timeout=60) == 81
     assert wait_until(lambda: len(live_workers(s)) == 3, 30)
     # 3 workers run 3 jobs at once
-    s.wait(timeout=60)
-    for _ in range(3):  # let every worker finish starting Python
-        s.submit(square, (1,))
+    assert wait_until(lambda: sum(1 for e in s._local._engines.values() if e.pid) == 3, 60)
+    assert s.wait(timeout=60)
     jobs = [s.submit(sleep_pid, (1.5,)) for _ in range(3)]
     assert len({j(timeout=60) for j in jobs}) == 3
     s.set_ncpus(1)
