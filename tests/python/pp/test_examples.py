@@ -122,8 +122,12 @@ def test_quicksort_recursive_submission():
     first = re.search(r"^first 30 numbers in increasing order: \[(.*)\]$", out, re.M)
     numbers = [int(x) for x in first.group(1).split(",")]
     assert len(numbers) == 30 and numbers == sorted(numbers)
-    assert "sorted: True | jobs: 32" in out
-    stats(out, njobs=32, cores=2)
+    # 32 leaves, unless a split left a side of at most one element (no job for it).
+    check = re.search(r"^sorted: (\w+) \| jobs: (\d+)$", out, re.M)
+    assert check and check.group(1) == "True", out[-2000:]
+    njobs = int(check.group(2))
+    assert 28 <= njobs <= 32
+    stats(out, njobs=njobs, cores=2)
 
 
 def test_reverse_md5_early_exit_then_wait():
