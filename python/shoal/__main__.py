@@ -3,6 +3,7 @@
     shoal cluster start -n 4 [--daemonize]   a controller and 4 engines on this machine
     shoal cluster stop                       stop what `start` started (by PID)
     shoal cluster list                       the clusters recorded in the profiles
+    shoal ppserver -p 60000 -w 4             serve this machine to pp clients (shoal.pp)
 """
 
 import argparse
@@ -49,6 +50,10 @@ def _parser():
     lst = csub.add_parser("list", help="list the recorded clusters")
     lst.add_argument("--profile-dir", action="append", default=None,
                      help="look only here (repeatable; default: every profile)")
+
+    from shoal.pp.ppserver import add_arguments as _ppserver_arguments
+    _ppserver_arguments(sub.add_parser("ppserver", help="serve this machine's CPUs to "
+                                       "Parallel Python clients (shoal.pp)"))
     return ap
 
 
@@ -137,6 +142,9 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     if args.command == "cluster":
         return {"start": _start, "stop": _stop, "list": _list}[args.action](args)
+    if args.command == "ppserver":
+        from shoal.pp.ppserver import main as ppserver_main
+        return ppserver_main(args)
     return 2
 
 
