@@ -94,6 +94,7 @@ Status Controller::Impl::Start() {
   TaskScheduler::Options so;
   so.scheme = *scheme;
   so.hwm = opts_.hwm;
+  so.history_limit = static_cast<size_t>(opts_.task_history_limit);
   so.seed = static_cast<uint64_t>(clock_.WallMicros());
   scheduler_ = std::make_unique<TaskScheduler>(so, clock_, *this);
 
