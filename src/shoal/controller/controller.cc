@@ -449,14 +449,19 @@ void Controller::Impl::HandleResubmit(const Message& req) {
     header["date"] = wire::FormatIsoDate(clock_.WallMicros());
     Json content = rec.fields.contains("content") ? rec.fields["content"] : Json::object();
     if (!content.is_object()) content = Json::object();
+    // As IPython Parallel, a resubmitted task loses its scheduling metadata (after, follow,
+    // targets...); the payload format marker must stay, or engines misread the buffers.
+    Json metadata = Json::object();
+    if (rec.fields.contains("metadata") && rec.fields["metadata"].is_object() &&
+        rec.fields["metadata"].contains("serializer"))
+      metadata["serializer"] = rec.fields["metadata"]["serializer"];
     Frames bufs;
     for (const auto& b : rec.buffers) bufs.push_back(FrameFromBlob(b));
-    Frames frames =
-        wire::Encode({}, header, header, Json::object(), content, *signer_, std::move(bufs));
+    Frames frames = wire::Encode({}, header, header, metadata, content, *signer_, std::move(bufs));
     auto task = std::make_unique<RawTask>();
     Status st = wire::Decode(std::move(frames), nullptr, relay_opts_, task->msg);
     if (!st.ok()) continue;
-    hub_->OnResubmitted(old_id, new_id, header, content, rec.buffers);
+    hub_->OnResubmitted(old_id, new_id, header, metadata, content, rec.buffers);
     resubmitted[old_id] = new_id;
     auto spec = ParseTaskSpec(new_id, Json::object());
     scheduler_->Submit(std::move(spec).value(), std::move(task));

@@ -237,9 +237,10 @@ void Hub::OnIopub(const wire::Message& msg) {
 }
 
 void Hub::OnResubmitted(const std::string& old_id, const std::string& new_id, const Json& header,
-                        const Json& content, std::vector<store::Blob> buffers) {
+                        const Json& metadata, const Json& content,
+                        std::vector<store::Blob> buffers) {
   store::Record rec;
-  rec.fields = NewRecordFields(header, Json::object(), content, "task", "");
+  rec.fields = NewRecordFields(header, metadata, content, "task", "");
   rec.buffers = std::move(buffers);
   pending_.insert(new_id);
   unassigned_.insert(new_id);

@@ -60,7 +60,7 @@ class Hub {
   void OnIopub(const wire::Message& msg);
   // A resubmitted task's new record: old header with a new msg_id/date, old content/buffers.
   void OnResubmitted(const std::string& old_id, const std::string& new_id, const Json& header,
-                     const Json& content, std::vector<store::Blob> buffers);
+                     const Json& metadata, const Json& content, std::vector<store::Blob> buffers);
   // Engine `info` died: its mux requests that are still pending are completed with an
   // EngineError record. Returns their msg_ids.
   // `reason` ("" when unknown) is appended to the EngineError text.
