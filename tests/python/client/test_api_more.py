@@ -372,3 +372,27 @@ def test_unordered_iteration(rc):
     lview = rc.load_balanced_view()
     ar = lview.map_async(lambda t: slow(t, t), [0.6, 0.3, 0.0], ordered=False)
     assert list(ar) == [0.0, 0.3, 0.6]
+
+
+# -- errors raised for the user ---------------------------------------------------------
+
+
+def test_task_timeout_waiting_for_dependency(rc):
+    lview = rc.load_balanced_view()
+    blocker = lview.apply_async(slow, 1.5, "done")
+    with lview.temp_flags(after=blocker, timeout=0.3):
+        late = lview.apply_async(slow, 0, "never")
+    with pytest.raises(error.TaskTimeout) as info:
+        late.get(30)
+    assert isinstance(info.value, error.RemoteError)
+    assert blocker.get(30) == "done"
+
+
+def test_no_engines_registered(own_cluster):
+    _ctl, _engines, client = own_cluster(n=0)
+    with pytest.raises(ipp.NoEnginesRegistered):
+        client[:]
+    with pytest.raises(ipp.NoEnginesRegistered):
+        client.broadcast_view()
+    assert client.queue_status() == {"unassigned": 0}
+    assert client.hub_history() == []
