@@ -187,18 +187,24 @@ class AsyncResult(concurrent.futures.Future):
 
     done = ready
 
-    def get(self, timeout=None):
+    def get(self, timeout=None, return_exceptions=False):
         """The result, waiting up to ``timeout`` seconds (None or negative: no limit).
 
         Raises ``TimeoutError`` when not ready in time, and the remote exception when the
         call failed: the :class:`~shoal.error.RemoteError` itself for a single-engine
-        call, a :class:`~shoal.error.CompositeError` otherwise.
+        call, a :class:`~shoal.error.CompositeError` otherwise. With
+        ``return_exceptions`` the failed parts are returned in place, as exceptions.
         """
         if not self.wait(timeout):
             raise error.TimeoutError("Result not ready.")
         if self._exception is not None:
+            if return_exceptions and self._values is not None:
+                return self._values[0] if self._single else self._join_raw(self._values)
             raise self._exception
         return self._result
+
+    def _join_raw(self, values):
+        return list(values)
 
     def result(self, timeout=None):
         """``get(timeout)``, as :meth:`concurrent.futures.Future.result`."""
@@ -575,6 +581,17 @@ class AsyncMapResult(AsyncResult):
 
     def _reconstruct(self, values):
         return _partition.join(values)
+
+    def _join_raw(self, values):
+        # Chunks cannot be joined around an exception: items and exceptions in a list.
+        flat = []
+        for v in values:
+            if isinstance(v, BaseException) or not isinstance(v, (list, tuple, range)) \
+                    and not _partition._is_array(v):
+                flat.append(v)
+            else:
+                flat.extend(v)
+        return flat
 
     def __iter__(self):
         order = range(len(self._subs)) if self._ordered else self._completion_order()

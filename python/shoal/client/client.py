@@ -256,6 +256,15 @@ class Client(HubQueries):
         self._prune()
         return True
 
+    def wait_interactive(self, jobs=None, interval=1.0, timeout=-1.0):
+        """``wait`` with a progress display (see ``AsyncResult.wait_interactive``)."""
+        if jobs is None:
+            jobs = list(self.outstanding)
+            if not jobs:
+                return
+        ar = self.get_result(jobs, block=False, owner=False)
+        ar.wait_interactive(interval=interval, timeout=timeout)
+
     # -- control ----------------------------------------------------------------------
 
     def _control(self, targets, msg_type, content, block):

@@ -396,3 +396,27 @@ def test_no_engines_registered(own_cluster):
         client.broadcast_view()
     assert client.queue_status() == {"unassigned": 0}
     assert client.hub_history() == []
+
+
+def test_return_exceptions(rc):
+    ar = rc[:].apply_async(lambda: 1 / 0)
+    values = ar.get(30, return_exceptions=True)
+    assert len(values) == 3 and all(isinstance(v, ZeroDivisionError) for v in values)
+
+    def inv(x):
+        return 1 / x
+
+    mapped = rc.load_balanced_view().map_async(inv, [1, 0, 2], chunksize=1)
+    out = mapped.get(30, return_exceptions=True)
+    assert out[0] == 1.0 and isinstance(out[1], ZeroDivisionError) and out[2] == 0.5
+    with pytest.raises(error.CompositeError):
+        mapped.get(0)
+
+
+def test_client_wait_interactive(rc, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    ars = [rc[i].apply_async(slow, 0.2) for i in range(3)]
+    rc.wait_interactive(ars, interval=0.05, timeout=30)
+    assert all(ar.ready() for ar in ars)
+    assert "3/3 tasks" in capsys.readouterr().out
+    rc.wait_interactive()  # nothing outstanding: returns at once
