@@ -86,7 +86,7 @@ def wait_for_hub(client, msg_ids):
 def test_get_result_from_another_client(rc, rc2):
     np = pytest.importorskip("numpy")
     a = np.arange(10_000, dtype="f8")
-    ar = rc[1].apply_async(lambda x: (time.sleep(0.5), x * 2, "tail")[1:], a)  # 2 frames
+    ar = rc[1].apply_async(lambda x: (time.sleep(2), x * 2, "tail")[1:], a)  # 2 frames
     wait_for_hub(rc2, ar.msg_ids)
     pending = rc2.get_result(ar.msg_id)  # still running: the hub says pending
     assert isinstance(pending, ipp.AsyncHubResult)
