@@ -26,8 +26,9 @@ class ViewExecutor(concurrent.futures.Executor):
         """A generator over ``func``'s results, in order."""
         if timeout is not None:
             warnings.warn("timeout unsupported in ViewExecutor.map", stacklevel=2)
-        if chunksize != 1 and hasattr(self.view, "retries"):  # load-balanced only
-            kwargs["chunksize"] = chunksize
+        from shoal.client.view import LoadBalancedView
+        if chunksize != 1 and isinstance(self.view, LoadBalancedView):  # DirectViews split
+            kwargs["chunksize"] = chunksize                               # by engine count
         yield from self.view.imap(func, *iterables, **kwargs)
 
     def shutdown(self, wait=True, cancel_futures=False):

@@ -144,7 +144,7 @@ class View:
         self.client.spin()
 
     def get_result(self, indices_or_msg_ids=None, block=None, owner=False):
-        """``client.get_result`` (default: the view's last request)."""
+        """``client.get_result`` (default: the client's last request)."""
         return self.client.get_result(indices_or_msg_ids, block=block, owner=owner)
 
     def queue_status(self, targets=None, verbose=False):
