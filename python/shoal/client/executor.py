@@ -27,8 +27,9 @@ class ViewExecutor(concurrent.futures.Executor):
         if timeout is not None:
             warnings.warn("timeout unsupported in ViewExecutor.map", stacklevel=2)
         from shoal.client.view import LoadBalancedView
-        if chunksize != 1 and isinstance(self.view, LoadBalancedView):  # DirectViews split
-            kwargs["chunksize"] = chunksize                               # by engine count
+        # A DirectView splits by engine count; only a load-balanced map takes chunks.
+        if chunksize != 1 and isinstance(self.view, LoadBalancedView):
+            kwargs["chunksize"] = chunksize
         yield from self.view.imap(func, *iterables, **kwargs)
 
     def shutdown(self, wait=True, cancel_futures=False):
