@@ -4,7 +4,6 @@ AsyncResult as a future (await, callbacks, timings, wait_interactive)."""
 
 import asyncio
 import concurrent.futures
-import os
 import sys
 import time
 from datetime import datetime
