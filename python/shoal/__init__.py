@@ -24,8 +24,10 @@ _ERROR_NAMES = {"RemoteError", "CompositeError", "EngineError", "TaskAborted", "
 # Light names the engine side uses too: no client import needed.
 _REMOTE_NAMES = {"Reference"}
 
-__all__ = sorted(_CLIENT_NAMES | _ERROR_NAMES | _REMOTE_NAMES
-                 | {"error", "interactive", "__version__"})
+_CLUSTER_NAMES = {"Cluster"}
+
+__all__ = sorted(_CLIENT_NAMES | _ERROR_NAMES | _REMOTE_NAMES | _CLUSTER_NAMES
+                 | {"error", "interactive", "__version__", "register_joblib_backend"})
 
 
 def interactive(f):
@@ -35,6 +37,20 @@ def interactive(f):
     return f
 
 
+def load_ipython_extension(ipython):
+    """``%load_ext shoal``: the parallel magics (``%px`` ...; see :mod:`shoal.magics`)."""
+    from shoal import magics
+    magics.load_ipython_extension(ipython)
+
+
+def register_joblib_backend(name="shoal", make_default=False):
+    """Make ``joblib.Parallel(backend=name)`` run its batches on a shoal cluster (a
+    load-balanced view of the default profile's cluster, or the ``view=`` given to
+    ``joblib.parallel_backend(name, view=...)``)."""
+    from shoal import _joblib
+    return _joblib.register(name=name, make_default=make_default)
+
+
 def __getattr__(name):
     if name in _CLIENT_NAMES:
         from shoal import client
@@ -42,6 +58,9 @@ def __getattr__(name):
     if name in _REMOTE_NAMES:
         from shoal import _remote
         return getattr(_remote, name)
+    if name in _CLUSTER_NAMES:
+        from shoal import cluster
+        return getattr(cluster, name)
     if name in _ERROR_NAMES:
         from shoal import error
         return getattr(error, name)

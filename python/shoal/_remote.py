@@ -49,6 +49,15 @@ def pull(names):
     return [_lookup(n, ns) for n in names]
 
 
+def pull_float64(name):
+    """The value of ``name`` as the bytes of a flat float64 array (what C++ clients pull:
+    include/shoal/arrays.h)."""
+    import numpy
+
+    value = numpy.ascontiguousarray(_lookup(name, user_ns()), dtype=numpy.float64)
+    return value.reshape(-1).tobytes()
+
+
 def _lookup(name, ns):
     if name.isidentifier():
         try:

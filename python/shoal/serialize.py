@@ -11,6 +11,7 @@ replies use the same format and echo the key.
 """
 
 import pickle
+import weakref
 from types import FunctionType
 
 import cloudpickle
@@ -22,6 +23,7 @@ __all__ = [
     "pack_apply",
     "unpack_apply",
     "adopt_function",
+    "function_frame",
 ]
 
 SERIALIZER = "shoal-pickle5"
@@ -128,20 +130,65 @@ def deserialize(frames):
 
 
 def pack_apply(f, args=(), kwargs=None):
-    """Frames of an apply request: one pickle of ``(f, args, kwargs)`` plus its buffers."""
-    return serialize((f, tuple(args), dict(kwargs or {})))
+    """Frames of an apply request: the function's pickle, then the value ``(args, kwargs)``
+    (its pickle plus its buffers). The function's pickle is made once per function (see
+    :func:`function_frame`), so calling the same function again costs only its arguments."""
+    return [function_frame(f)] + serialize((tuple(args), dict(kwargs or {})))
 
 
 def unpack_apply(frames, namespace=None):
     """Return ``(f, args, kwargs)`` from :func:`pack_apply` frames.
 
-    When ``namespace`` is given, ``f`` is passed through :func:`adopt_function` so that an
-    interactively defined function runs against that namespace.
+    Functions are unpickled once per distinct pickle (a small cache), so a function called
+    many times is rebuilt once. When ``namespace`` is given, ``f`` is passed through
+    :func:`adopt_function` so that an interactively defined function runs against that
+    namespace.
     """
-    f, args, kwargs = deserialize(frames)
+    if len(frames) < 2:
+        raise ValueError("an apply request needs the function frame and the arguments")
+    f = _load_function(frames[0])
+    args, kwargs = deserialize(frames[1:])
     if namespace is not None:
         f = adopt_function(f, namespace)
     return f, args, kwargs
+
+
+# -- the function frame, pickled once per function and unpickled once per pickle ---------
+
+_SENT = weakref.WeakKeyDictionary()  # function -> (code, defaults, kwdefaults, pickle)
+_LOADED = {}  # pickle bytes -> function, bounded
+_LOADED_MAX = 64
+
+
+def function_frame(f):
+    """The pickle of ``f`` (cloudpickle, protocol 5, no out-of-band buffers).
+
+    A plain function without a closure is pickled once and the bytes reused while its code
+    and defaults stay the same objects. Like the globals IPython Parallel's engines give an
+    interactive function (their own namespace, never the client's), what such a function
+    captured from the client's globals is what it had at its first call. Closures and other
+    callables are pickled on every call, since what they hold may change.
+    """
+    if type(f) is not FunctionType or f.__closure__ is not None:
+        return cloudpickle.dumps(f, protocol=5)
+    key = (f.__code__, f.__defaults__, f.__kwdefaults__)
+    hit = _SENT.get(f)
+    if hit is not None and all(a is b for a, b in zip(hit[:3], key)):
+        return hit[3]
+    data = cloudpickle.dumps(f, protocol=5)
+    _SENT[f] = (*key, data)
+    return data
+
+
+def _load_function(frame):
+    data = bytes(frame)
+    f = _LOADED.get(data)
+    if f is None:
+        f = pickle.loads(data)
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[data] = f
+    return f
 
 
 def adopt_function(f, namespace):

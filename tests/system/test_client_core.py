@@ -226,3 +226,20 @@ def test_cpp_example(cluster):
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("hello from pid") == 2
     assert "engine 0 " in out.stdout and "engine 1 " in out.stdout
+
+
+def test_cpp_arrays_example(cluster):
+    """examples/cpp/arrays_demo: a std::vector<double> pushed from C++ is a read-only
+    float64 numpy array on each engine; scatter, compute, gather gives the right values."""
+    import subprocess
+    ctl, _, _ = cluster
+    exe = Path(os.environ.get("SHOAL_EXAMPLES_DIR", REPO_ROOT / "build" / "dev" / "examples"))
+    exe = exe / "arrays_demo"
+    if not exe.exists():
+        pytest.skip(f"{exe} not built")
+    out = subprocess.run([str(exe), str(ctl.profile_dir)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("ndarray float64 499500.0 False") == 2, out.stdout
+    assert "gathered 1000 doubles from 2 engines: all doubled" in out.stdout
+    assert "RemoteError: NameError: name 'no_such_name' is not defined" in out.stdout

@@ -97,6 +97,24 @@ def test_registration_completes_only_after_heartbeat(controller, raw_peers, fake
     assert watcher.engines() == {"5": fake.uuid}
 
 
+def test_registration_does_not_wait_for_the_next_beat(start_controller, raw_peers,
+                                                      fake_engines):
+    """With a 5 s ping period, an engine whose heart answers is registered within a
+    fraction of it: the controller re-pings new engines and registers at the first pong."""
+    controller = start_controller(ping=5000)
+    watcher = Watcher(controller, raw_peers)
+    time.sleep(0.3)  # past the controller's first beat: the next one is ~5 s away
+    fake = fake_engines(controller)
+    t0 = time.monotonic()
+    assert fake.register(0)["content"]["status"] == "ok"
+    fake.start_heart()
+    note = watcher.notification("registration_notification", timeout=2.5)
+    assert note is not None, "engine not registered within half a ping period"
+    assert note["content"] == {"id": 0, "uuid": fake.uuid}
+    assert time.monotonic() - t0 < 2.5
+    assert watcher.engines() == {"0": fake.uuid}
+
+
 def test_duplicate_uuid_is_refused(controller, raw_peers, fake_engines):
     watcher = Watcher(controller, raw_peers)
     fake = fake_engines(controller)

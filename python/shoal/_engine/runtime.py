@@ -13,7 +13,9 @@ import builtins
 import getpass
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 
 from IPython.core.error import StdinNotImplementedError
@@ -61,6 +63,7 @@ class EngineRuntime:
         outlet.flush_streams = self.flush_streams
         self._outlet = outlet
         _disable_stdin()
+        _catch_sigint()
 
         _retire_previous_shell()
         self.shell = EngineShell.instance(
@@ -294,6 +297,16 @@ def _no_stdin(*args, **kwargs):
     raise StdinNotImplementedError(
         "input() is not available on a shoal engine: there is no stdin channel"
     )
+
+
+def _catch_sigint():
+    """Make SIGINT raise KeyboardInterrupt in user code (a client's Ctrl-C during %px is
+    sent as a signal_request). Python leaves SIGINT ignored when the process started with
+    it ignored (nohup, a background job of a non-interactive shell), so install Python's
+    handler explicitly, as ipykernel does. The host then allows it only while a request
+    runs."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _disable_stdin():

@@ -6,7 +6,6 @@ relays output before the reply), so ``stdout`` is complete once ``get()`` return
 """
 
 import concurrent.futures
-import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -92,6 +91,13 @@ class ExecuteReply:
 
     def _repr_pretty_(self, p, cycle):
         p.text(self._plaintext())
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        # Every MIME type of the result (HTML, images...), with the labelled plain text.
+        data = dict(self.data)
+        if "text/plain" in data:
+            data["text/plain"] = self._plaintext()
+        return data, (self.metadata.get("execute_result") or {}).get("metadata", {})
 
     def __repr__(self):
         text = self.data.get("text/plain", "")
@@ -482,50 +488,13 @@ class AsyncResult(concurrent.futures.Future):
                 bar.update(self.progress)
             bar.update(self.progress)
 
-    def _show_stream(self, text, prefix, file):
-        if not text:
-            return
-        if prefix and not text.endswith("\n"):
-            text += "\n"
-        file.write(prefix + text)
-        file.flush()
-
     def display_outputs(self, groupby="type", result_only=False):
-        """Print what the engines printed: ``[stdout:<id>] ...`` per engine, grouped by
-        ``type`` (all stdout, then all stderr) or by ``engine``."""
-        self.wait()
-        if self._single:
-            if not result_only:
-                self._show_stream(self.stdout, "", sys.stdout)
-                self._show_stream(self.stderr, "", sys.stderr)
-            self._show_result(0)
-            return
-        mds = [self._md(i) for i in range(len(self))]
-        if groupby == "engine":
-            for i, md in enumerate(mds):
-                if not result_only:
-                    self._show_stream(md["stdout"], "[stdout:%s] " % md["engine_id"], sys.stdout)
-                    self._show_stream(md["stderr"], "[stderr:%s] " % md["engine_id"], sys.stderr)
-                self._show_result(i)
-        elif groupby in ("type", "order"):
-            if not result_only:
-                for md in mds:
-                    self._show_stream(md["stdout"], "[stdout:%s] " % md["engine_id"], sys.stdout)
-                for md in mds:
-                    self._show_stream(md["stderr"], "[stderr:%s] " % md["engine_id"], sys.stderr)
-            for i in range(len(mds)):
-                self._show_result(i)
-        else:
-            raise ValueError("groupby must be one of 'type', 'engine' or 'order', "
-                             "not %r" % (groupby,))
-
-    def _show_result(self, i):
-        md = self._md(i)
-        er = md["execute_result"]
-        if er:
-            text = (er.get("data") or {}).get("text/plain", "")
-            count = er.get("execution_count")
-            print("Out[%s:%s]: %s" % (md["engine_id"], count, text))
+        """Show what the engines produced, as IPython Parallel does: ``[stdout:<id>]``
+        blocks, ``display()`` output (every MIME type, inside IPython) and results as
+        ``Out[<id>:<count>]``, grouped by ``type``, ``engine`` or ``order``
+        (see :mod:`shoal._display`)."""
+        from shoal import _display
+        _display.display_outputs(self, groupby, result_only)
 
     # -- iteration --------------------------------------------------------------------
 

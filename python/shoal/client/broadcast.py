@@ -30,8 +30,8 @@ class BroadcastView(DirectView):
         """Run ``code`` on every target engine (never coalesced)."""
         block = self.block if block is None else block
         ids = self._ids(targets)
-        content = {"code": code, "silent": silent, "store_history": False,
-                   "user_expressions": {}, "allow_stdin": False}
+        # The content Client.execute sends (IPython Parallel's: no store_history).
+        content = {"code": code, "silent": silent, "user_expressions": {}}
         subs = self.client._send("broadcast", "execute_request", content=content,
                                  targets=ids)
         ar = AsyncResult(self.client, subs, fname="execute", kind="execute", targets=ids)

@@ -1,5 +1,6 @@
 """shoal.Client: IPython Parallel's Client API on shoal's C++ client core (shoal._core)."""
 
+import sys
 import threading
 import time
 import warnings
@@ -49,6 +50,9 @@ class Client(HubQueries):
         self._watcher_thread = None
         self._watcher_lock = threading.Lock()
         self._init_hub()
+        if "IPython" in sys.modules:  # maybe inside IPython: %px and friends on this client
+            from shoal import magics
+            magics.client_created(self)
 
     # -- engines ----------------------------------------------------------------------
 
@@ -140,6 +144,14 @@ class Client(HubQueries):
         deprecated it for the same reason)."""
         warnings.warn("Client.spin is deprecated now that IO is in a thread",
                       DeprecationWarning, stacklevel=2)
+
+    def activate(self, targets="all", suffix=""):
+        """A blocking DirectView on ``targets`` whose parallel magics (``%px<suffix>``,
+        ``%%px<suffix>``, ``%autopx<suffix>``, ...) are registered in IPython."""
+        from shoal import magics
+        view = magics.default_view(self, targets)
+        view.activate(suffix)
+        return view
 
     def wait_for_engines(self, n, timeout=-1, block=True):
         """Wait until at least ``n`` engines are registered (``TimeoutError`` after

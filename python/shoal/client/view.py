@@ -359,6 +359,13 @@ class DirectView(View):
         return self.client.clear(targets=self.targets if targets is None else targets,
                                  block=block)
 
+    def activate(self, suffix=""):
+        """Register this view's parallel magics in IPython: ``%px<suffix>``,
+        ``%%px<suffix>``, ``%autopx<suffix>``, ``%pxresult<suffix>``, ``%pxconfig<suffix>``
+        (see :mod:`shoal.magics`)."""
+        from shoal import magics
+        magics.register(self, suffix)
+
 
 class LoadBalancedView(View):
     """Tasks the controller's scheduler places on any engine (of ``targets``).
@@ -431,6 +438,11 @@ class LoadBalancedView(View):
         """``f`` over the sequences, ``chunksize`` items per task; ``ordered=False``
         iterates over results as tasks finish."""
         return super().map(f, *sequences, block=block, chunksize=chunksize, ordered=ordered)
+
+    def register_joblib_backend(self, name="shoal", make_default=False):
+        """Make ``joblib.Parallel(backend=name)`` run its batches on this view."""
+        from shoal import _joblib
+        _joblib.register(name, make_default, view=self)
 
 
 def _noop():

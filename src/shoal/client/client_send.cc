@@ -114,11 +114,9 @@ Result<std::vector<Submitted>> Client::Execute(const std::vector<int>& targets, 
   Request r;
   r.channel = Channel::kMux;
   r.msg_type = "execute_request";
-  r.content = {{"code", std::move(code)},
-               {"silent", silent},
-               {"store_history", false},
-               {"user_expressions", Json::object()},
-               {"allow_stdin", false}};
+  // IPython Parallel's content: no store_history, so the engine counts every non-silent
+  // cell (ipykernel's default) and Out[<engine>:<count>] goes up as with ipyparallel.
+  r.content = {{"code", std::move(code)}, {"silent", silent}, {"user_expressions", Json::object()}};
   r.targets = targets;
   return Send(std::move(r));
 }

@@ -94,6 +94,7 @@ Status Controller::Impl::Start() {
   TaskScheduler::Options so;
   so.scheme = *scheme;
   so.hwm = opts_.hwm;
+  so.history_limit = static_cast<size_t>(opts_.task_history_limit);
   so.seed = static_cast<uint64_t>(clock_.WallMicros());
   scheduler_ = std::make_unique<TaskScheduler>(so, clock_, *this);
 
@@ -190,6 +191,7 @@ Status Controller::Impl::Run() {
     if (auto d = scheduler_->NextDeadline()) next = std::min(next, *d);
     if (auto d = registry_.NextStallDeadline()) next = std::min(next, *d);
     if (!stranded_mux_.empty()) next = std::min(next, stranded_mux_.front().first);
+    if (!repings_.empty()) next = std::min(next, *repings_.begin());
     if (shutdown_at_) next = std::min(next, *shutdown_at_);
     if (state_dirty_) next = std::min(next, next_state_write_);
     if (!outbox_.empty()) next = std::min(next, now + 20 * kMicrosPerMilli);  // retry soon
@@ -342,6 +344,7 @@ void Controller::Impl::HandleRegistration(const Message& req) {
     return;
   }
   SHOAL_LOG(Info) << "engine " << *id << " registering (" << uuid << ")";
+  ScheduleRepings(clock_.MonotonicMicros());
   // IPython Parallel sends this reply without a parent header.
   SendReply(sk_->query(), {peer}, msg::kRegistrationReply, Json::object(),
             {{"id", *id},
@@ -464,23 +467,39 @@ void Controller::Impl::HandleResubmit(const Message& req) {
 
 void Controller::Impl::OnPong(Frames&& frames) {
   if (frames.size() != 2) return;
-  heart_.OnPong(std::string(wire::View(frames[0])), wire::View(frames[1]));
+  std::string uuid(wire::View(frames[0]));
+  if (heart_.OnPong(uuid, wire::View(frames[1]))) CompleteRegistration(uuid);
+}
+
+// An engine's heart answered for the first time: it is registered now (IPython Parallel
+// waits for the next beat; answering at once saves up to a ping period per engine).
+void Controller::Impl::CompleteRegistration(const std::string& uuid) {
+  auto info = registry_.CompleteRegistration(uuid);
+  if (!info) {
+    SHOAL_LOG(Debug) << "heartbeat from unregistered engine " << uuid;
+    return;
+  }
+  SHOAL_LOG(Info) << "engine " << info->id << " registered (" << uuid << ")";
+  SaveEngineState();
+  scheduler_->AddEngine(uuid);
+  Notify(msg::kRegistrationNotification, {{"id", info->id}, {"uuid", uuid}});
+}
+
+// Repeats the current ping soon after a registration request, so a new engine need not
+// wait for the next beat to prove its heart. Repeats are coalesced (at most one per
+// kRepingSpacing) and, since they carry the current payload, change no engine's misses.
+void Controller::Impl::ScheduleRepings(Micros now) {
+  for (Micros delay : {20 * kMicrosPerMilli, 100 * kMicrosPerMilli, 400 * kMicrosPerMilli}) {
+    Micros at = now + delay;
+    auto it = repings_.lower_bound(at - kRepingSpacing);
+    if (it != repings_.end() && *it <= at + kRepingSpacing) continue;
+    repings_.insert(at);
+  }
 }
 
 void Controller::Impl::Beat() {
   double elapsed = static_cast<double>(clock_.MonotonicMicros() - started_) / kMicrosPerSecond;
   HeartMonitor::BeatResult r = heart_.Beat(elapsed);
-  for (const auto& uuid : r.new_hearts) {
-    auto info = registry_.CompleteRegistration(uuid);
-    if (!info) {
-      SHOAL_LOG(Debug) << "heartbeat from unregistered engine " << uuid;
-      continue;
-    }
-    SHOAL_LOG(Info) << "engine " << info->id << " registered (" << uuid << ")";
-    SaveEngineState();
-    scheduler_->AddEngine(uuid);
-    Notify(msg::kRegistrationNotification, {{"id", info->id}, {"uuid", uuid}});
-  }
   for (const auto& uuid : r.failed_hearts) {
     if (const EngineInfo* e = registry_.FindByUuid(uuid)) {
       EngineGone(*e, "missed " + std::to_string(opts_.max_heartmonitor_misses) + " heartbeats");
@@ -503,6 +522,13 @@ void Controller::Impl::OnTimers() {
     Status st = store_->Flush();
     if (!st.ok()) SHOAL_LOG(Error) << "record store: " << st.ToString();
     next_flush_ = now + 2 * kMicrosPerSecond;
+  }
+  while (!repings_.empty() && *repings_.begin() <= now) {
+    repings_.erase(repings_.begin());
+    if (!heart_.current_ping().empty()) {
+      zmq::message_t ping = Bytes(heart_.current_ping());
+      sk_->hb_ping().send(ping, zmq::send_flags::dontwait);
+    }
   }
   if (now >= next_beat_) {
     Beat();

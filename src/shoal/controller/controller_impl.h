@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -96,6 +97,8 @@ class Controller::Impl : public TaskSink {
   void OnBroadcastFromEngine(Frames&& frames);
   void OnIopub(Frames&& frames);
   void OnPong(Frames&& frames);
+  void CompleteRegistration(const std::string& uuid);
+  void ScheduleRepings(Micros now);
   void OnTimers();
 
   // Registration and liveness.
@@ -139,6 +142,8 @@ class Controller::Impl : public TaskSink {
 
   Micros started_ = 0;
   Micros next_beat_ = 0;
+  std::set<Micros> repings_;  // when to repeat the current ping for registering engines
+  static constexpr Micros kRepingSpacing = 10 * kMicrosPerMilli;
   Micros next_flush_ = 0;
   Micros next_state_write_ = 0;
   // Messages for engines whose sockets are not connected yet (e.g. just after --restore),

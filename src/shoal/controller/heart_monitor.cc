@@ -7,9 +7,7 @@ namespace shoal::controller {
 HeartMonitor::BeatResult HeartMonitor::Beat(double elapsed_seconds) {
   BeatResult r;
   for (const auto& uuid : responses_) {
-    auto [it, inserted] = misses_.try_emplace(uuid, 0);
-    if (inserted) r.new_hearts.push_back(uuid);
-    it->second = 0;
+    if (auto it = misses_.find(uuid); it != misses_.end()) it->second = 0;
   }
   for (auto it = misses_.begin(); it != misses_.end();) {
     if (!responses_.count(it->first) && ++it->second > max_misses_) {
@@ -29,9 +27,11 @@ HeartMonitor::BeatResult HeartMonitor::Beat(double elapsed_seconds) {
   return r;
 }
 
-void HeartMonitor::OnPong(const std::string& uuid, std::string_view payload) {
-  if ((!current_.empty() && payload == current_) || (!previous_.empty() && payload == previous_))
-    responses_.insert(uuid);
+bool HeartMonitor::OnPong(const std::string& uuid, std::string_view payload) {
+  if ((current_.empty() || payload != current_) && (previous_.empty() || payload != previous_))
+    return false;
+  responses_.insert(uuid);
+  return misses_.try_emplace(uuid, 0).second;
 }
 
 void HeartMonitor::Forget(const std::string& uuid) {

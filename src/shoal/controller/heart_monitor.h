@@ -1,9 +1,11 @@
 // HeartMonitor: engine liveness as a pure function of pings and pongs.
 //
-// Every period the controller calls Beat(): hearts that answered the current (or previous)
-// ping since the last beat and were unknown become "new hearts"; known hearts that did not
-// answer gain a miss, and a heart with more than `max_misses` consecutive misses "fails".
-// Beat() then returns the payload of the next ping. Single-threaded, no sockets, no clock.
+// A heart becomes known with its first pong that echoes the current (or previous) ping:
+// OnPong() says so at once, so an engine's registration completes without waiting for the
+// next beat. Every period the controller calls Beat(): known hearts that did not answer
+// since the last beat gain a miss, and a heart with more than `max_misses` consecutive
+// misses "fails". Beat() then returns the payload of the next ping. Single-threaded, no
+// sockets, no clock.
 #pragma once
 
 #include <string>
@@ -18,7 +20,6 @@ class HeartMonitor {
   explicit HeartMonitor(int max_misses = 10) : max_misses_(max_misses) {}
 
   struct BeatResult {
-    std::vector<std::string> new_hearts;     // answered for the first time
     std::vector<std::string> failed_hearts;  // missed more than max_misses beats in a row
     std::string ping;                        // payload to publish now
   };
@@ -28,7 +29,9 @@ class HeartMonitor {
   BeatResult Beat(double elapsed_seconds);
 
   // A pong frame from `uuid`. Counts when it echoes the current or the previous ping.
-  void OnPong(const std::string& uuid, std::string_view payload);
+  // Returns true when it is the first counted pong of an unknown heart (which is known,
+  // with no misses, from now on).
+  bool OnPong(const std::string& uuid, std::string_view payload);
 
   // Tracks `uuid` as a known heart without a first pong (engines restored with --restore),
   // so that it fails if it never answers.

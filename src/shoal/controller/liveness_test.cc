@@ -10,10 +10,12 @@ TEST(HeartMonitor, NewHeartsAndFailures) {
   HeartMonitor hm(/*max_misses=*/2);
   auto b0 = hm.Beat(1.0);
   EXPECT_EQ(b0.ping, "1");
-  hm.OnPong("a", "1");
-  hm.OnPong("b", "nonsense");
+  EXPECT_TRUE(hm.OnPong("a", "1"));  // new at its first pong, not at the next beat
+  EXPECT_TRUE(hm.IsBeating("a"));
+  EXPECT_FALSE(hm.OnPong("a", "1"));
+  EXPECT_FALSE(hm.OnPong("b", "nonsense"));
+  EXPECT_FALSE(hm.IsBeating("b"));
   auto b1 = hm.Beat(2.0);
-  EXPECT_EQ(b1.new_hearts, std::vector<std::string>{"a"});
   EXPECT_TRUE(b1.failed_hearts.empty());
   // a late pong (previous ping) still counts
   hm.OnPong("a", "1");

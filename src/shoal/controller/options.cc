@@ -79,6 +79,7 @@ Status ApplyTrait(ControllerOptions& o, const std::string& trait, const std::str
     return Status::Ok();
   }
   if (trait == "TaskScheduler.hwm") return set_int(o.hwm);
+  if (trait == "TaskScheduler.history_limit") return set_int(o.task_history_limit);
   if (trait == "IPController.ports") return set_ports(o.ports);
   if (trait == "IPController.engine_ports") return set_ports(o.engine_ports);
   if (trait == "IPController.client_ports") return set_ports(o.client_ports);
@@ -238,6 +239,8 @@ Result<ControllerOptions> ParseControllerArgs(const std::vector<std::string>& ar
   }
   if (o.ping_ms <= 0) return Status::InvalidArgument("--ping must be a positive number of ms");
   if (o.hwm < 0) return Status::InvalidArgument("--hwm must be >= 0");
+  if (o.task_history_limit < 1)
+    return Status::InvalidArgument("--TaskScheduler.history_limit must be >= 1");
   return o;
 }
 
@@ -263,6 +266,8 @@ Network:
 Scheduling:
   --scheme=NAME           leastload (default), lru, plainrandom, twobin, weighted, pure
   --hwm=N                 max outstanding tasks per engine (default 1; 0 = unlimited)
+  --TaskScheduler.history_limit=N
+                          finished tasks that after/follow can name (default 131072)
   --ping=MS               heartbeat period in ms (default 3000)
   --HeartMonitor.max_heartmonitor_misses=N   misses before an engine is dead (default 10)
   --IPController.broadcast_scheduler_depth=N broadcast leaves = 2**N (default 1)

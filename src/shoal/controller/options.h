@@ -45,6 +45,7 @@ struct ControllerOptions {
   std::string ssh, engine_ssh;
   std::string scheme = "leastload";  // TaskScheduler.scheme_name
   int hwm = 1;                       // TaskScheduler.hwm
+  int task_history_limit = 1 << 17;  // TaskScheduler.history_limit (shoal's)
   int regport = 0;
   std::vector<int> ports, engine_ports, client_ports;
   bool reuse_files = false;

@@ -46,6 +46,7 @@ TEST(ControllerOptions, AliasesFlagsAndTraits) {
          EXPECT_EQ(o.scheme, "lru");
          EXPECT_EQ(o.hwm, 0);
        }},
+      {{"--TaskScheduler.history_limit=10"}, [](auto& o) { EXPECT_EQ(o.task_history_limit, 10); }},
       {{"--TaskScheduler.scheme_name=twobin", "--TaskScheduler.hwm=4"},
        [](auto& o) {
          EXPECT_EQ(o.scheme, "twobin");

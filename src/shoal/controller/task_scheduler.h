@@ -27,7 +27,9 @@
 // first for lru/pure; random schemes, and leastload when no engine is idle (hwm 0 or > 1),
 // look at all of them. A capacity rescan costs one cheap check per waiting task it passes over
 // (tasks that cannot use the free engine). The history of final msg_ids (needed to evaluate
-// later dependencies, as upstream) is kept for the scheduler's lifetime: about 100 bytes each.
+// later dependencies) holds the last `history_limit` of them, about 100 bytes each: upstream
+// keeps every one forever, so its memory grows with every task; here a dependency on an
+// older task is an unknown id (InvalidDependency), as if the controller had restarted.
 //
 // Beyond upstream (which would wait forever in these cases): a task whose follow.all names
 // finished tasks is ImpossibleDependency also when they ran nowhere (failed in the scheduler),
@@ -111,6 +113,7 @@ class TaskScheduler {
     int hwm = 1;                                   // max outstanding per engine; 0 = unlimited
     Micros stranded_grace = 5 * kMicrosPerSecond;  // wait before failing a dead engine's tasks
     uint64_t seed = 0;                             // for the random schemes
+    size_t history_limit = size_t{1} << 17;        // final msg_ids remembered (>= 1)
     // kPure ignores hwm (unlimited), dependencies, targets, retries and timeouts, and sends
     // round robin in LRU order; tasks still wait while there is no engine, replies are all
     // final, and a dead engine's tasks still fail with kEngineDied after the grace.

@@ -16,8 +16,10 @@
 //   graph       unfinished msg_id -> parked jobs naming it in after or follow (eagerly kept
 //               exact: a job leaves every list when it leaves the queue, which is also what
 //               prevents upstream's double dispatch).
-//   done        msg_id -> outcome and engine for every final task: the history that
-//               after/follow are evaluated against (one map, one insert per task).
+//   done        msg_id -> outcome and engine for the last history_limit final tasks: the
+//               history that after/follow are evaluated against (one insert per task);
+//   done_order  the keys of done, oldest first (pointers to the map's stable keys), so the
+//               oldest is forgotten when the history is full.
 //   timeouts    one entry per parked job with a timeout (newest park only).
 //   finished    msg_ids that became final and whose dependants have not been looked at yet;
 //               drained by Settle() so cascades are iterative and always run after the
@@ -112,7 +114,8 @@ struct TaskScheduler::Impl {
   uint32_t next_engine_number = 0;
   uint64_t next_seq = 0;
 
-  std::unordered_map<std::string, Done> done;  // every final msg_id
+  std::unordered_map<std::string, Done> done;  // the last history_limit final msg_ids
+  std::deque<const std::string*> done_order;   // keys of done, oldest first
 
   std::map<uint64_t, Job*> ready, blocked;
   std::unordered_map<std::string, std::vector<Job*>> graph;
@@ -200,6 +203,7 @@ struct TaskScheduler::Impl {
   // Removes `j` for good after its reply or failure has been delivered. `ran_on` is the engine
   // whose reply made it final (null for scheduler-made failures).
   void Finalize(Job& j, bool ok, Engine* ran_on);
+  void Remember(std::string id, Done outcome);
   // A scheduler-made final failure (reply through DeliverFailure).
   void Fail(Job& j, TaskFailure why, const std::string& engine_uuid = {});
   // Takes `j` off the engine it ran on. Returns true when that gave a live engine room again.

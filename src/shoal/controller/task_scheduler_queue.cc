@@ -146,10 +146,20 @@ void TaskScheduler::Impl::Finalize(Job& j, bool ok, Engine* ran_on) {
   std::string id = std::move(owned->task.spec.msg_id);
   const Done outcome{ok, ran_on != nullptr ? ran_on->number : kNoEngine};
   if (graph.empty()) {
-    done.insert_or_assign(std::move(id), outcome);  // nobody waits: skip the graph update
+    Remember(std::move(id), outcome);  // nobody waits: skip the graph update
   } else {
-    done.insert_or_assign(id, outcome);
+    Remember(id, outcome);
     finished.push_back(std::move(id));
+  }
+}
+
+void TaskScheduler::Impl::Remember(std::string id, Done outcome) {
+  auto [it, inserted] = done.insert_or_assign(std::move(id), outcome);
+  if (!inserted) return;  // a resubmitted id: already in done_order
+  done_order.push_back(&it->first);
+  while (done_order.size() > std::max<size_t>(options.history_limit, 1)) {
+    done.erase(*done_order.front());
+    done_order.pop_front();
   }
 }
 

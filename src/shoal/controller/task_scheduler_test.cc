@@ -497,6 +497,26 @@ TEST_F(TaskSchedulerTest, FollowOfATaskOnADeadEngineIsImpossible) {
 
 // ---- invalid dependencies ---------------------------------------------------------------------
 
+TEST_F(TaskSchedulerTest, HistoryKeepsTheLastFinalTasksOnly) {
+  TaskScheduler::Options o;
+  o.history_limit = 2;
+  Make(o);
+  Engines({"e1"});
+  for (const char* id : {"t1", "t2", "t3"}) {
+    Submit(id);
+    ASSERT_TRUE(Reply("e1", id));
+  }
+  Take();
+  EXPECT_FALSE(sched_->IsKnownTask("t1"));  // forgotten: the history holds two
+  EXPECT_TRUE(sched_->IsKnownTask("t2"));
+  Submit("t4", R"({"after": ["t1"]})");
+  EXPECT_EQ(Take(), Events{"fail t4 InvalidDependency"});
+  Submit("t5", R"({"after": ["t3"]})");  // t4 (final) pushed t2 out, t3 is still there
+  EXPECT_EQ(Take(), Events{"send t5 e1"});
+  EXPECT_TRUE(sched_->IsKnownTask("t3"));
+  EXPECT_FALSE(sched_->IsKnownTask("t2"));
+}
+
 TEST_F(TaskSchedulerTest, InvalidDependencyTable) {
   struct Case {
     const char* name;

@@ -104,3 +104,44 @@ def test_shoal_pickle5_error(engine):
     assert result == []
     assert json.loads(error)["ename"] == "KeyError"
     assert host.of_type("error")[0].content["evalue"] == "'k'"
+
+
+def test_a_function_is_pickled_once_and_unpickled_once():
+    namespace = {}
+    exec("def f(x, k=2):\n    return x * k\n", namespace)
+    f = namespace["f"]
+    first = sp.pack_apply(f, (1,))
+    again = sp.pack_apply(f, (2,))
+    assert first[0] is again[0]  # the same bytes: not pickled again
+    g1, args1, _ = sp.unpack_apply(received(first))
+    g2, args2, _ = sp.unpack_apply(received(again))
+    assert g1 is g2 and args1 == (1,) and args2 == (2,)  # rebuilt once on the receiver
+    assert g1(*args1) == 2
+
+    f.__defaults__ = (10,)  # a changed function is pickled again
+    changed = sp.pack_apply(f, (3,))
+    assert changed[0] is not first[0]
+    g3, args3, _ = sp.unpack_apply(received(changed))
+    assert g3(*args3) == 30
+
+
+def test_closures_are_pickled_with_their_current_values():
+    def make():
+        k = [1]
+
+        def g(x):
+            return x * k[0]
+
+        return g, k
+
+    g, k = make()
+    assert sp.unpack_apply(received(sp.pack_apply(g, (5,))))[0](5) == 5
+    k[0] = 7
+    assert sp.unpack_apply(received(sp.pack_apply(g, (5,))))[0](5) == 35
+
+
+def test_an_apply_request_without_its_argument_frame_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="function frame and the arguments"):
+        sp.unpack_apply(received(sp.pack_apply(len, ("abc",))[:1]))
