@@ -181,15 +181,15 @@ def test_resubmit_execute(rc):
         rc.resubmit("no-such-msg")
 
 
-@pytest.mark.xfail(strict=True, reason="shoal-controller resubmits with empty metadata "
-                   "(IPython Parallel's behaviour), dropping the 'serializer' key, so a "
-                   "shoal engine reads the shoal-pickle5 payload as the canned format")
 def test_resubmit_apply(rc):
     lview = rc.load_balanced_view()
     ar = lview.apply_async(lambda x: x + 1, 41)
     assert ar.get(30) == 42
     again = rc.resubmit(ar)
-    assert again.get(30) == [42]
+    assert isinstance(again, ipp.AsyncHubResult) and again.msg_ids != ar.msg_ids
+    assert again.get(30) == [42]  # the controller kept the payload's serializer key
+    by_index = rc.resubmit(-1, block=True)  # the client's last request: ar
+    assert by_index.get(0) == [42]
 
 
 def test_spin_is_a_deprecated_no_op(rc):
