@@ -13,14 +13,20 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 __version__ = "0.1.0"
 
-_CLIENT_NAMES = {"Client", "View", "DirectView", "LoadBalancedView", "AsyncResult",
-                 "AsyncMapResult", "ExecuteReply", "Metadata"}
+_CLIENT_NAMES = {"Client", "View", "DirectView", "LoadBalancedView", "BroadcastView",
+                 "AsyncResult", "AsyncMapResult", "AsyncHubResult", "ExecuteReply",
+                 "Metadata", "Dependency", "depend", "dependent", "require", "remote",
+                 "parallel", "RemoteFunction", "ParallelFunction", "ViewExecutor"}
 _ERROR_NAMES = {"RemoteError", "CompositeError", "EngineError", "TaskAborted", "TaskTimeout",
-                "NoEnginesRegistered", "TimeoutError"}
+                "NoEnginesRegistered", "TimeoutError", "KernelError", "UnmetDependency",
+                "ImpossibleDependency", "DependencyTimeout", "InvalidDependency",
+                "TaskRejectError"}
+# Light names the engine side uses too: no client import needed.
+_REMOTE_NAMES = {"Reference"}
 
 _CLUSTER_NAMES = {"Cluster"}
 
-__all__ = sorted(_CLIENT_NAMES | _ERROR_NAMES | _CLUSTER_NAMES
+__all__ = sorted(_CLIENT_NAMES | _ERROR_NAMES | _REMOTE_NAMES | _CLUSTER_NAMES
                  | {"error", "interactive", "__version__", "register_joblib_backend"})
 
 
@@ -49,6 +55,9 @@ def __getattr__(name):
     if name in _CLIENT_NAMES:
         from shoal import client
         return getattr(client, name)
+    if name in _REMOTE_NAMES:
+        from shoal import _remote
+        return getattr(_remote, name)
     if name in _CLUSTER_NAMES:
         from shoal import cluster
         return getattr(cluster, name)

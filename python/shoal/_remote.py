@@ -81,3 +81,94 @@ def _function(pickled):
 def map_chunk(pickled_f, *sequences):
     """``list(map(f, *sequences))`` for a function pickled by the client."""
     return list(map(_function(pickled_f), *sequences))
+
+
+# -- arguments resolved on the engine ------------------------------------------------------
+
+
+def resolve_reference(name):
+    """The value of ``name`` (an expression) in the engine's user namespace."""
+    return _lookup(name, user_ns())
+
+
+class Reference:
+    """An argument that stands for ``name`` in the engine's namespace: the engine passes
+    the value it has under that name (IPython Parallel's ``Reference``)::
+
+        view.push({'a': 5}); view.apply(f, shoal.Reference('a'))   # f(5) on each engine
+    """
+
+    def __init__(self, name):
+        if not isinstance(name, str):
+            raise TypeError("illegal name: %r" % (name,))
+        self.name = name
+
+    def __repr__(self):
+        return "<Reference: %r>" % self.name
+
+    def __reduce__(self):
+        # Unpickled on the engine as the value itself.
+        return resolve_reference, (self.name,)
+
+
+# -- functional dependencies ---------------------------------------------------------------
+
+
+def _unmet(reason=None):
+    from shoal.error import UnmetDependency
+    return UnmetDependency(reason) if reason is not None else UnmetDependency()
+
+
+class dependent:  # noqa: N801 - IPython Parallel's name
+    """``f`` that runs only where ``df(*dargs, **dkwargs)`` is not False (``@depend``).
+
+    Otherwise it raises ``UnmetDependency`` before ``f`` runs, and the task scheduler
+    tries another engine; when no engine qualifies the task fails with
+    ``ImpossibleDependency``. A class, not a closure, so that it pickles by reference.
+    """
+
+    def __init__(self, _wrapped_f, _wrapped_df, *dargs, **dkwargs):
+        self.f = _wrapped_f
+        self.__name__ = getattr(_wrapped_f, "__name__", "f")
+        self.df = _wrapped_df
+        self.dargs = dargs
+        self.dkwargs = dkwargs
+
+    def check_dependency(self):
+        ns = user_ns()
+        if adopt_function(self.df, ns)(*self.dargs, **self.dkwargs) is False:
+            raise _unmet()
+
+    def __call__(self, *args, **kwargs):
+        self.check_dependency()
+        return adopt_function(self.f, user_ns())(*args, **kwargs)
+
+
+def require_check(*modules, **mapping):
+    """The test of ``@require``: import ``modules`` into the user namespace (an
+    ``UnmetDependency`` naming the first that will not import) and put ``mapping`` there."""
+    ns = user_ns()
+    for name in modules:
+        try:
+            exec("import %s" % name, ns)
+        except ImportError:
+            raise _unmet(name) from None
+    for name, obj in mapping.items():
+        ns[name] = adopt_function(obj, ns)
+    return True
+
+
+# -- sync_imports --------------------------------------------------------------------------
+
+
+def remote_import(name, fromlist, level):
+    """``import name`` / ``from name import *fromlist`` into the user namespace."""
+    import sys
+    ns = user_ns()
+    module = __import__(name, ns, ns, fromlist or (), level)
+    if fromlist:
+        for key in fromlist:
+            ns[key] = getattr(module, key)
+    else:
+        top = name.split(".")[0]
+        ns[top] = sys.modules[top]

@@ -29,6 +29,8 @@ __all__ = [
     "CompositeError",
     "collect_exceptions",
     "exception_from_reply",
+    "wrap_exception",
+    "unwrap_exception",
 ]
 
 
@@ -282,3 +284,23 @@ def collect_exceptions(results, method="unspecified"):
     if not elist:
         return results
     raise CompositeError("one or more exceptions from call to method: %s" % method, elist)
+
+
+def wrap_exception(engine_info=None):
+    """The error content of a reply for the exception being handled (``sys.exc_info()``),
+    as an engine would send it."""
+    import sys
+    import traceback as tb_module
+    etype, evalue, tb = sys.exc_info()
+    return {
+        "status": "error",
+        "ename": etype.__name__ if etype else "UnknownError",
+        "evalue": str(evalue),
+        "traceback": tb_module.format_exception(etype, evalue, tb),
+        "engine_info": dict(engine_info or {}),
+    }
+
+
+def unwrap_exception(content):
+    """The :class:`RemoteError` an error reply's content stands for."""
+    return exception_from_reply("error", content)

@@ -5,6 +5,8 @@ every message has its reply *and* its output (the engine's ``idle``; shoal-contr
 relays output before the reply), so ``stdout`` is complete once ``get()`` returns.
 """
 
+import concurrent.futures
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -27,6 +29,11 @@ def _left(deadline):
     return max(0.0, deadline - time.monotonic())
 
 
+def _aware(stamp):
+    """A datetime comparable with any other: naive ones are taken as local time."""
+    return stamp if stamp.tzinfo is not None else stamp.astimezone()
+
+
 def _parse_date(value):
     if not isinstance(value, str):
         return value
@@ -38,7 +45,16 @@ def _parse_date(value):
 
 
 class Metadata(dict):
-    """A dict whose keys are also attributes (``md.engine_id``)."""
+    """A dict whose keys are also attributes (``md.engine_id``); IPython Parallel's keys
+    are always there (``None``, ``""`` or empty until known)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(
+            msg_id=None, submitted=None, started=None, completed=None, received=None,
+            engine_uuid=None, engine_id=None, follow=None, after=None, status=None,
+            execute_input=None, execute_result=None, error=None, stdout="", stderr="",
+            outputs=[], data={})
+        self.update(*args, **kwargs)
 
     def __getattr__(self, key):
         try:
@@ -90,41 +106,63 @@ class ExecuteReply:
         return "<ExecuteReply[%s]: %s>" % (self.execution_count, text)
 
 
-class AsyncResult:
+class AsyncResult(concurrent.futures.Future):
     """Results of one call: ``get()``, ``wait()``, ``ready()``, ``metadata``, outputs.
 
+    Also a :class:`concurrent.futures.Future` (``result()``, ``done()``,
+    ``add_done_callback``, ``concurrent.futures.wait``/``as_completed``) and awaitable in
+    asyncio (``await ar``). The future is completed lazily: by whoever waits on it, or --
+    once something asks to be told (a callback, a ``concurrent.futures`` waiter, ``await``)
+    -- by the client's watcher thread.
+
     ``kind`` says how a successful reply becomes a value: ``"apply"`` (shoal-pickle5
-    buffers), ``"execute"`` (:class:`ExecuteReply`) or ``"control"`` (``None``).
+    buffers), ``"execute"`` (:class:`ExecuteReply`), ``"control"`` (``None``) or
+    ``"auto"`` (by the reply's type, for results looked up by msg_id).
     """
 
-    def __init__(self, client, submitted, fname="unknown", single=False, kind="apply"):
+    def __init__(self, client, submitted, fname="unknown", single=False, kind="apply",
+                 owner=True, targets=None):
         self._client = client
         self._subs = list(submitted)
+        self._msg_ids = [s.msg_id for s in self._subs]
         self._fname = fname
         self._single = single
         self._kind = kind
+        self._targets = targets
         self._t0 = time.monotonic()
         self._submitted = datetime.now(timezone.utc)
         self._t_done = None
         self._values = None  # per message: value or exception, once all are in
         self._metadata = [None] * len(self._subs)
-        self._result = None
-        self._exception = None
         self._ready = False
-        self.owner = True
+        self._resolving = threading.Lock()
+        self._watched = False
+        super().__init__()  # concurrent.futures.Future: _result, _exception, _state...
+        self.owner = owner
+
+    # concurrent.futures.wait() and as_completed() register themselves in _waiters
+    # instead of calling add_done_callback; reaching for it starts the watch.
+    @property
+    def _waiters(self):
+        self._watch()
+        return self.__dict__["_shoal_waiters"]
+
+    @_waiters.setter
+    def _waiters(self, value):
+        self.__dict__["_shoal_waiters"] = value
 
     # -- identity ---------------------------------------------------------------------
 
     @property
     def msg_ids(self):
-        return [s.msg_id for s in self._subs]
+        return list(self._msg_ids)
 
     @property
     def msg_id(self):
-        return self._subs[0].msg_id if self._single else self.msg_ids
+        return self._msg_ids[0] if self._single else self.msg_ids
 
     def __len__(self):
-        return len(self._subs)
+        return len(self._msg_ids)
 
     def __repr__(self):
         state = ":finished" if self._ready else ""
@@ -155,20 +193,27 @@ class AsyncResult:
 
     done = ready
 
-    def get(self, timeout=None):
+    def get(self, timeout=None, return_exceptions=False):
         """The result, waiting up to ``timeout`` seconds (None or negative: no limit).
 
         Raises ``TimeoutError`` when not ready in time, and the remote exception when the
         call failed: the :class:`~shoal.error.RemoteError` itself for a single-engine
-        call, a :class:`~shoal.error.CompositeError` otherwise.
+        call, a :class:`~shoal.error.CompositeError` otherwise. With
+        ``return_exceptions`` the failed parts are returned in place, as exceptions.
         """
         if not self.wait(timeout):
             raise error.TimeoutError("Result not ready.")
         if self._exception is not None:
+            if return_exceptions and self._values is not None:
+                return self._values[0] if self._single else self._join_raw(self._values)
             raise self._exception
         return self._result
 
+    def _join_raw(self, values):
+        return list(values)
+
     def result(self, timeout=None):
+        """``get(timeout)``, as :meth:`concurrent.futures.Future.result`."""
         return self.get(timeout)
 
     @property
@@ -185,10 +230,59 @@ class AsyncResult:
         assert self.ready(), "result not ready"
         return self._exception is None
 
+    def running(self):
+        return not self.ready()
+
+    def cancel(self):
+        """Requests already sent cannot be taken back (use :meth:`abort`): False."""
+        return False
+
+    def cancelled(self):
+        return False
+
+    def add_done_callback(self, fn):
+        """Call ``fn(self)`` once complete (at once if it already is). Callbacks run on
+        the thread that completes the result: a waiting caller's or the watcher's."""
+        self.ready()
+        super().add_done_callback(fn)
+        self._watch()
+
+    def __await__(self):
+        import asyncio
+        return asyncio.wrap_future(self).__await__()
+
+    def _watch(self):
+        """Have the client's watcher complete this future when its replies are in."""
+        if self._watched or self._ready:
+            return
+        self._watched = True
+        self._client._watcher().watch(self)
+
     def abort(self):
-        """Abort the requests that have not started yet."""
-        if not self._ready:
-            self._client.abort(self, block=True)
+        """Abort the requests that have not started yet (``AssertionError`` if the
+        result is complete, as in IPython Parallel)."""
+        assert not self.ready(), "Can't abort, I am already done!"
+        return self._client.abort(self, targets=self._abort_targets(), block=True)
+
+    def _abort_targets(self):
+        ids = sorted({s.engine_id for s in self._subs if s.engine_id >= 0})
+        return ids or None
+
+    # -- send tracking ----------------------------------------------------------------
+
+    @property
+    def sent(self):
+        """Whether the messages have left the client. shoal's core owns the request from
+        the moment the call returns (small buffers copied, large ones kept alive by the
+        core until libzmq is done), so this is always True."""
+        return True
+
+    def wait_for_send(self, timeout=-1):
+        """Kept for IPython Parallel code (``track=True``): returns True at once, see
+        :attr:`sent`."""
+        return True
+
+    wait_on_send = wait_for_send
 
     def get_dict(self, timeout=None):
         """Results keyed by engine id (one message per engine only)."""
@@ -211,32 +305,46 @@ class AsyncResult:
         if reply.status != "ok":
             return error.exception_from_reply(reply.status, reply.content, reply.msg_id,
                                               self._client._uuid_to_id())
-        if self._kind == "apply":
+        kind = self._kind
+        if kind == "auto":
+            kind = {"apply_reply": "apply", "execute_reply": "execute"}.get(reply.msg_type)
+        if kind == "apply":
+            if reply.metadata.get("is_coalescing"):
+                return self._client._decode_all(reply)
             return self._client._decode(reply)
-        if self._kind == "execute":
+        if kind == "execute":
             return ExecuteReply(reply.msg_id, reply.content, self._md(i))
         return None
 
     def _resolve(self):
-        if self._ready:
-            return
-        values = [self._value(i) for i in range(len(self._subs))]
-        self._values = values
-        try:
-            if self._single:
-                if isinstance(values[0], BaseException):
-                    raise values[0]
-                self._result = values[0]
+        with self._resolving:
+            if self._ready:
+                return
+            values = [self._value(i) for i in range(len(self))]
+            self._values = values
+            self._t_done = time.monotonic()
+            try:
+                if self._single:
+                    if isinstance(values[0], BaseException):
+                        raise values[0]
+                    result = values[0]
+                else:
+                    error.collect_exceptions(values, self._fname)
+                    result = self._reconstruct(values)
+            except Exception as exc:  # noqa: BLE001 - kept for get()
+                self._ready = True
+                self.set_exception(exc)
             else:
-                error.collect_exceptions(values, self._fname)
-                self._result = self._reconstruct(values)
-        except Exception as exc:  # noqa: BLE001 - kept for get()
-            self._exception = exc
-        self._t_done = time.monotonic()
-        self._ready = True
+                self._ready = True
+                self.set_result(result)
 
     def _reconstruct(self, values):
         return values
+
+    def get_raw(self):
+        """Per-message values, exceptions in place of failures (once ready)."""
+        assert self.ready(), "result not ready"
+        return list(self._values)
 
     # -- metadata and output ----------------------------------------------------------
 
@@ -285,12 +393,12 @@ class AsyncResult:
         return md
 
     def _per_message(self, key):
-        values = [self._md(i)[key] for i in range(len(self._subs))]
+        values = [self._md(i)[key] for i in range(len(self))]
         return values[0] if self._single else values
 
     @property
     def metadata(self):
-        mds = [self._md(i) for i in range(len(self._subs))]
+        mds = [self._md(i) for i in range(len(self))]
         return mds[0] if self._single else mds
 
     @property
@@ -323,17 +431,62 @@ class AsyncResult:
         end = self._t_done if self._ready else time.monotonic()
         return end - self._t0
 
+    def _check_ready(self):
+        if not self.ready():
+            raise error.TimeoutError("result not ready")
+
+    def timedelta(self, start, end, start_key=min, end_key=max):
+        """Seconds between two (lists of) timestamps, e.g. ``ar.submitted`` and
+        ``ar.received``: the earliest start and the latest end by default."""
+        if not isinstance(start, datetime):
+            start = start_key(start)
+        if not isinstance(end, datetime):
+            end = end_key(end)
+        return (_aware(end) - _aware(start)).total_seconds()
+
+    @property
+    def serial_time(self):
+        """Seconds the engines spent on it: the sum of ``completed - started`` over the
+        messages (``TimeoutError`` if not ready)."""
+        self._check_ready()
+        total = 0.0
+        for i in range(len(self)):
+            md = self._md(i)
+            if isinstance(md["started"], datetime) and isinstance(md["completed"], datetime):
+                total += (_aware(md["completed"]) - _aware(md["started"])).total_seconds()
+        return total
+
     @property
     def wall_time(self):
-        """Seconds from the first submission to the last completion (once ready)."""
-        assert self.ready(), "result not ready"
-        return self._t_done - self._t0
+        """Seconds from the earliest submission to the latest reception (``TimeoutError``
+        if not ready)."""
+        self._check_ready()
+        mds = [self._md(i) for i in range(len(self))]
+        received = [md["received"] for md in mds if isinstance(md["received"], datetime)]
+        if not received:
+            return self._t_done - self._t0
+        return self.timedelta([md["submitted"] for md in mds], received)
 
     @property
     def progress(self):
         """How many messages are complete."""
         return sum(1 for s in self._subs if s.reply.done() and
                    (s.outputs is None or s.outputs.idle))
+
+    def wait_interactive(self, interval=0.1, timeout=-1, widget=None):
+        """Wait, showing progress: a tqdm bar (a widget in a notebook) when tqdm is
+        installed, else a ``k/n tasks`` line rewritten in place on stdout.
+        ``TimeoutError`` is not raised: check :meth:`ready` afterwards."""
+        from shoal.client._progress import progress_bar
+        deadline = _deadline(timeout)
+        with progress_bar(len(self), self._fname, widget) as bar:
+            while not self.ready():
+                left = _left(deadline)
+                if left is not None and left <= 0:
+                    break
+                self.wait(interval if left is None else min(interval, left))
+                bar.update(self.progress)
+            bar.update(self.progress)
 
     def display_outputs(self, groupby="type", result_only=False):
         """Show what the engines produced, as IPython Parallel does: ``[stdout:<id>]``
@@ -398,6 +551,17 @@ class AsyncMapResult(AsyncResult):
     def _reconstruct(self, values):
         return _partition.join(values)
 
+    def _join_raw(self, values):
+        # Chunks cannot be joined around an exception: items and exceptions in a list.
+        flat = []
+        for v in values:
+            if isinstance(v, BaseException) or not isinstance(v, (list, tuple, range)) \
+                    and not _partition._is_array(v):
+                flat.append(v)
+            else:
+                flat.extend(v)
+        return flat
+
     def __iter__(self):
         order = range(len(self._subs)) if self._ordered else self._completion_order()
         for i in order:
@@ -430,3 +594,69 @@ class AsyncMapResult(AsyncResult):
         if isinstance(key, str):
             return self._per_message(key)
         return self.get()[key]
+
+
+class AsyncHubResult(AsyncResult):
+    """Results of msg_ids this client holds no handle on (sent by another client, or
+    already forgotten here), fetched from the controller's task records.
+
+    Waiting polls the controller (``result_request``) every 0.1 s, so wait sparingly.
+    """
+
+    def __init__(self, client, msg_ids, fname="unknown", single=False, owner=False):
+        super().__init__(client, [], fname=fname, single=single, kind="auto", owner=owner)
+        self._msg_ids = list(msg_ids)
+        self._metadata = [None] * len(self._msg_ids)
+
+    def wait(self, timeout=-1):
+        if self._ready:
+            return True
+        deadline = _deadline(timeout)
+        while True:
+            status = self._client.result_status(self._msg_ids, status_only=False,
+                                                _raise=False)
+            if not status["pending"]:
+                break
+            left = _left(deadline)
+            if left is not None and left <= 0:
+                return False
+            time.sleep(0.1 if left is None else min(0.1, left))
+        self._resolve()
+        return True
+
+    def _value(self, i):
+        return self._client.results.get(self._msg_ids[i])
+
+    def _resolve(self):
+        super()._resolve()
+        self._metadata = [self._client.metadata.get(m) for m in self._msg_ids]
+        if self.owner:
+            for m in self._msg_ids:
+                self._client.results.pop(m, None)
+                self._client.metadata.pop(m, None)
+
+    def _md(self, i):
+        md = self._metadata[i]
+        if md is None:
+            md = self._client.metadata.get(self._msg_ids[i])
+        return md if md is not None else Metadata(msg_id=self._msg_ids[i])
+
+    @property
+    def progress(self):
+        if self._ready:
+            return len(self)
+        status = self._client.result_status(self._msg_ids, status_only=True, _raise=False)
+        return len(status["completed"])
+
+    def _abort_targets(self):
+        return None
+
+    def _watch(self):
+        # No replies to hang callbacks on: a thread polls the controller.
+        if self._watched or self._ready:
+            return
+        self._watched = True
+        threading.Thread(target=self.wait, name="shoal-hub-result", daemon=True).start()
+
+    def __iter__(self):
+        yield from self.get()

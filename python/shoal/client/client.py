@@ -1,17 +1,22 @@
 """shoal.Client: IPython Parallel's Client API on shoal's C++ client core (shoal._core)."""
 
 import sys
+import threading
 import time
+import warnings
 from collections.abc import Iterable
 
 from shoal import error, serialize
+from shoal.client import _records
+from shoal.client._hub import HubQueries
 from shoal.client.asyncresult import AsyncResult, _deadline, _left
+from shoal.client.broadcast import BroadcastView
 from shoal.client.view import DirectView, LoadBalancedView
 
 _PRUNE_EVERY = 1024
 
 
-class Client:
+class Client(HubQueries):
     """A connection to a controller (shoal's or IPython Parallel 7.1's).
 
     ``Client()`` reads ``ipcontroller-client.json`` of the default profile; give
@@ -42,6 +47,9 @@ class Client:
         self._since_prune = 0
         self.history = []
         self._closed = False
+        self._watcher_thread = None
+        self._watcher_lock = threading.Lock()
+        self._init_hub()
         if "IPython" in sys.modules:  # maybe inside IPython: %px and friends on this client
             from shoal import magics
             magics.client_created(self)
@@ -119,6 +127,24 @@ class Client:
             targets = self._build_targets(targets)
         return LoadBalancedView(self, targets, **flags)
 
+    def broadcast_view(self, targets="all", is_coalescing=False, **flags):
+        """A BroadcastView on ``targets`` (fixed now): one request to the controller's
+        broadcast scheduler, which sends it on to every engine. ``is_coalescing``: the
+        scheduler returns the engines' replies as one (``apply`` then gives one list)."""
+        view = BroadcastView(self, self._build_targets(targets), **flags)
+        view.is_coalescing = is_coalescing
+        return view
+
+    def executor(self, targets=None):
+        """A :class:`concurrent.futures.Executor` over a LoadBalancedView."""
+        return self.load_balanced_view(targets).executor
+
+    def spin(self):
+        """Does nothing: replies are received by shoal's I/O thread (IPython Parallel 7
+        deprecated it for the same reason)."""
+        warnings.warn("Client.spin is deprecated now that IO is in a thread",
+                      DeprecationWarning, stacklevel=2)
+
     def activate(self, targets="all", suffix=""):
         """A blocking DirectView on ``targets`` whose parallel magics (``%px<suffix>``,
         ``%%px<suffix>``, ``%autopx<suffix>``, ...) are registered in IPython."""
@@ -160,20 +186,21 @@ class Client:
         self._pending = {m: s for m, s in self._pending.items() if not _complete(s)}
 
     def _send(self, channel, msg_type, content=None, metadata=None, buffers=None,
-              targets=()):
+              targets=(), coalescing=False):
         subs = self._core.send(channel, msg_type, content=content, metadata=metadata,
-                               buffers=buffers, targets=list(targets))
+                               buffers=buffers, targets=list(targets), coalescing=coalescing)
         if channel in ("mux", "task", "broadcast"):
             self._track(subs)
         return subs
 
-    def _send_apply(self, channel, f, args=(), kwargs=None, targets=(), metadata=None):
+    def _send_apply(self, channel, f, args=(), kwargs=None, targets=(), metadata=None,
+                    coalescing=False):
         md = {"serializer": serialize.SERIALIZER}
         if metadata:
             md.update(metadata)
         frames = serialize.pack_apply(f, args, kwargs)
         return self._send(channel, "apply_request", metadata=md, buffers=frames,
-                          targets=targets)
+                          targets=targets, coalescing=coalescing)
 
     def _send_execute(self, targets, code, silent):
         return self._track(self._core.execute(list(targets), code, silent))
@@ -186,6 +213,10 @@ class Client:
         from ipyparallel.serialize import deserialize_object  # a stock engine's reply
         value, _ = deserialize_object([b.bytes() for b in reply.buffers])
         return value
+
+    def _decode_all(self, reply):
+        """The values of a coalesced broadcast reply, one per engine."""
+        return _records.decode_all(reply.metadata.get("serializer", ""), list(reply.buffers))
 
     def _decode_data(self, content, frames):
         """The dict an engine published with ``publish_data``."""
@@ -216,6 +247,9 @@ class Client:
             subs = []
             for job in jobs:
                 if isinstance(job, AsyncResult):
+                    if not job._subs and len(job):  # from the hub: it polls itself
+                        if not job.wait(_left(deadline)):
+                            return False
                     subs.extend(job._subs)
                     continue
                 if isinstance(job, int):
@@ -233,6 +267,15 @@ class Client:
                 pass
         self._prune()
         return True
+
+    def wait_interactive(self, jobs=None, interval=1.0, timeout=-1.0):
+        """``wait`` with a progress display (see ``AsyncResult.wait_interactive``)."""
+        if jobs is None:
+            jobs = list(self.outstanding)
+            if not jobs:
+                return
+        ar = self.get_result(jobs, block=False, owner=False)
+        ar.wait_interactive(interval=interval, timeout=timeout)
 
     # -- control ----------------------------------------------------------------------
 
@@ -321,11 +364,20 @@ class Client:
 
     # -- lifetime ---------------------------------------------------------------------
 
+    def _watcher(self):
+        with self._watcher_lock:
+            if self._watcher_thread is None:
+                from shoal.client._watch import Watcher
+                self._watcher_thread = Watcher()
+            return self._watcher_thread
+
     def close(self, linger=None):
         """Disconnect; requests still pending fail."""
         if not self._closed:
             self._closed = True
             self._core.close()
+            if self._watcher_thread is not None:
+                self._watcher_thread.stop()
 
     def __enter__(self):
         return self

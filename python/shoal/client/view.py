@@ -5,6 +5,8 @@ closures work, numpy arrays go as zero-copy frames. push/pull/map run the small 
 :mod:`shoal._remote` on the engines, against each engine's user namespace.
 """
 
+import builtins
+import inspect
 import pickle
 import warnings
 from contextlib import contextmanager
@@ -14,6 +16,7 @@ import cloudpickle
 from shoal import _remote
 from shoal.client import _partition
 from shoal.client.asyncresult import AsyncMapResult, AsyncResult
+from shoal.client.dependency import Dependency
 
 
 def _name(f):
@@ -37,12 +40,15 @@ def _as_sequences(sequences):
 class View:
     """What both views share: ``block``, ``targets``, apply/map flavours, wait/abort."""
 
-    _flag_names = ("block",)
+    _flag_names = ("block", "track")
 
     def __init__(self, client, targets, block=None, **flags):
         self.client = client
         self.targets = targets
         self.block = client.block if block is None else block
+        # Accepted for IPython Parallel code: shoal's core owns what it sends (see
+        # AsyncResult.sent), so there is nothing to track.
+        self.track = False
         self.set_flags(**flags)
 
     def set_flags(self, **flags):
@@ -134,6 +140,40 @@ class View:
         targets = self._engine_targets() if targets is None else targets
         return self.client.shutdown(targets=targets, restart=restart, hub=hub, block=block)
 
+    def spin(self):
+        self.client.spin()
+
+    def get_result(self, indices_or_msg_ids=None, block=None, owner=False):
+        """``client.get_result`` (default: the client's last request)."""
+        return self.client.get_result(indices_or_msg_ids, block=block, owner=owner)
+
+    def queue_status(self, targets=None, verbose=False):
+        targets = self._engine_targets() if targets is None else targets
+        return self.client.queue_status(targets=targets, verbose=verbose)
+
+    def purge_results(self, jobs=[], targets=[]):  # noqa: B006 - IPython's API
+        return self.client.purge_results(jobs=jobs, targets=targets)
+
+    # -- decorators and executor ------------------------------------------------------
+
+    def remote(self, block=None, **flags):
+        """Decorator: ``f(...)`` runs as ``view.apply(f, ...)``."""
+        from shoal.client.remotefunction import remote
+        return remote(self, block=self.block if block is None else block, **flags)
+
+    def parallel(self, dist="b", block=None, **flags):
+        """Decorator: ``f(seq)`` runs on parts of ``seq`` across the engines;
+        ``f.map(seq)`` on each item."""
+        from shoal.client.remotefunction import parallel
+        return parallel(self, dist=dist, block=self.block if block is None else block,
+                        **flags)
+
+    @property
+    def executor(self):
+        """A :class:`concurrent.futures.Executor` submitting to this view."""
+        from shoal.client.executor import ViewExecutor
+        return ViewExecutor(self)
+
 
 class DirectView(View):
     """Requests addressed to given engines (``rc[:]``, ``rc[0]``, ``rc.direct_view()``).
@@ -151,8 +191,73 @@ class DirectView(View):
         block = self.block if block is None else block
         ids = self._ids(targets)
         subs = self.client._send_apply("mux", f, args, kwargs, targets=ids)
-        ar = AsyncResult(self.client, subs, fname=_name(f), single=self._single(targets))
+        ar = AsyncResult(self.client, subs, fname=_name(f), single=self._single(targets),
+                         targets=ids)
         return self._finish(ar, block)
+
+    # -- imports and serialization ----------------------------------------------------
+
+    @property
+    def importer(self):
+        """``sync_imports()`` as a property: ``with view.importer: import numpy``."""
+        return self.sync_imports(True)
+
+    @contextmanager
+    def sync_imports(self, local=True, quiet=False):
+        """Imports written in the ``with`` block also happen on the engines::
+
+            with view.sync_imports():
+                import numpy                 # here and, as `numpy`, on every engine
+                from math import pi          # `pi` on every engine
+
+        ``import x as y`` binds ``x`` (not ``y``) on the engines. Remote ImportErrors are
+        raised when the block ends. ``local=False`` is not implemented.
+        """
+        if not local:
+            raise NotImplementedError("remote-only imports not yet implemented")
+        real_import = builtins.__import__
+        # The block's frame: two up from here because of @contextmanager.
+        block_frame = inspect.currentframe().f_back.f_back
+        seen, results = set(), []
+
+        def view_import(name, globals=None, locals=None, fromlist=(), level=0):
+            module = real_import(name, globals, locals, fromlist, level)
+            # Only the block's own import statements, not what the modules import.
+            if inspect.currentframe().f_back is not block_frame or level > 0:
+                return module
+            key = (name, tuple(fromlist or ()))
+            if key not in seen:
+                seen.add(key)
+                if not quiet:
+                    if fromlist:
+                        print("importing %s from %s on engine(s)" % (",".join(fromlist), name))
+                    else:
+                        print("importing %s on engine(s)" % name)
+                results.append(self.apply_async(_remote.remote_import, name,
+                                                list(fromlist or ()), level))
+            return module
+
+        builtins.__import__ = view_import
+        try:
+            yield
+        finally:
+            builtins.__import__ = real_import
+        for ar in results:
+            ar.get()
+
+    def use_cloudpickle(self):
+        """Kept for IPython Parallel code: shoal always ships functions with
+        cloudpickle (lambdas, closures and ``__main__`` functions work), so this only
+        returns the result of a no-op call on the engines."""
+        return self.apply(_noop)
+
+    def use_pickle(self):
+        """Kept for IPython Parallel code. shoal's payload format is cloudpickle in any
+        case; this is a no-op call on the engines, like :meth:`use_cloudpickle`."""
+        return self.apply(_noop)
+
+    def use_dill(self):
+        raise NotImplementedError("shoal serializes with cloudpickle; dill is not used")
 
     def _map(self, f, pf, seqs, n, chunksize=None, ordered=True):
         if chunksize:
@@ -186,7 +291,7 @@ class DirectView(View):
             code = f.read() + "\n"
         return self.execute(code, targets=targets, block=block)
 
-    def push(self, ns, targets=None, block=None):
+    def push(self, ns, targets=None, block=None, track=None):
         """Update the engines' namespaces with the dict ``ns``."""
         if not isinstance(ns, dict):
             raise TypeError("Must be a dict, not %s" % type(ns))
@@ -214,7 +319,8 @@ class DirectView(View):
     def __setitem__(self, key, value):
         self.update({key: value})
 
-    def scatter(self, key, seq, dist="b", flatten=False, targets=None, block=None):
+    def scatter(self, key, seq, dist="b", flatten=False, targets=None, block=None,
+                track=None):
         """Split ``seq`` into contiguous parts, one per engine (sizes differ by at most
         one, the first engines get the extra items), and push part ``i`` to engine ``i``
         as ``key``. ``flatten``: a one-item part is pushed as the item itself."""
@@ -269,7 +375,7 @@ class LoadBalancedView(View):
     ``after``/``follow`` (AsyncResults or msg_ids the task depends on).
     """
 
-    _flag_names = ("block", "timeout", "retries", "after", "follow")
+    _flag_names = ("block", "track", "timeout", "retries", "after", "follow")
 
     def __init__(self, client, targets=None, block=None, **flags):
         self.timeout = None
@@ -280,16 +386,26 @@ class LoadBalancedView(View):
 
     @staticmethod
     def _dependency(dep):
+        """after/follow as the scheduler reads them: a msg_id list, or a Dependency's
+        dict (``all``/``success``/``failure``)."""
         if dep is None:
             return []
-        if isinstance(dep, str):
-            return [dep]
-        if isinstance(dep, AsyncResult):
-            return dep.msg_ids
-        ids = []
-        for d in dep:
-            ids += d.msg_ids if isinstance(d, AsyncResult) else [d]
-        return ids
+        if isinstance(dep, Dependency):
+            return dep.as_dict()
+        if isinstance(dep, dict):
+            return Dependency(dep).as_dict()
+        return list(Dependency(dep))
+
+    def set_flags(self, **flags):
+        for key in ("after", "follow"):
+            if key in flags:
+                self._dependency(flags[key])  # TypeError now, not at the next apply
+        if "retries" in flags and not isinstance(flags["retries"], int):
+            raise TypeError("retries must be int, not %r" % type(flags["retries"]))
+        if flags.get("timeout") is not None and \
+                not isinstance(flags["timeout"], (int, float)):
+            raise TypeError("timeout must be a number, not %r" % type(flags["timeout"]))
+        super().set_flags(**flags)
 
     def _metadata(self):
         uuids = []
@@ -327,6 +443,10 @@ class LoadBalancedView(View):
         """Make ``joblib.Parallel(backend=name)`` run its batches on this view."""
         from shoal import _joblib
         _joblib.register(name, make_default, view=self)
+
+
+def _noop():
+    return None
 
 
 class _EmptyMapResult(AsyncMapResult):

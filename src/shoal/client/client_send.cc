@@ -43,8 +43,11 @@ Result<std::vector<Submitted>> Client::Impl::Send(Request req) {
       uuids.push_back(std::move(uuid));
     }
   }
+  // A coalesced broadcast has no outputs to wait for: its engines' output is parented to
+  // "<msg_id>_<uuid>", which no track names, so an Outputs would never see its idle.
+  const bool coalesced = req.channel == Channel::kBroadcast && req.coalescing;
   const bool wants_outputs = req.channel != Channel::kQuery && req.channel != Channel::kControl &&
-                             IsShellRequest(req.msg_type);
+                             !coalesced && IsShellRequest(req.msg_type);
   auto make_track = [&](const std::string& msg_id, const std::string& header_text, std::string uuid,
                         int engine_id) {
     client::Track t;
