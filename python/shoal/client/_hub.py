@@ -12,6 +12,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 
 from shoal import error
+from shoal.client._history import History
 from shoal.client import _records
 from shoal.client.asyncresult import AsyncHubResult, AsyncResult, ExecuteReply, Metadata
 
@@ -244,4 +245,4 @@ class HubQueries:
     def purge_everything(self):
         """``purge_results('all')`` and an empty ``history``."""
         self.purge_results("all")
-        self.history = []
+        self.history = History()

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from shoal import error, serialize
 from shoal.client import _records
+from shoal.client._history import History
 from shoal.client._hub import HubQueries
 from shoal.client.asyncresult import AsyncResult, _deadline, _left
 from shoal.client.broadcast import BroadcastView
@@ -45,7 +46,7 @@ class Client(HubQueries):
         self._uuids = {}  # uuid -> id of every engine seen, also after it left
         self._pending = {}  # msg_id -> Submitted, pruned now and then
         self._since_prune = 0
-        self.history = []
+        self.history = History()
         self._closed = False
         self._watcher_thread = None
         self._watcher_lock = threading.Lock()
