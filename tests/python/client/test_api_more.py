@@ -15,19 +15,11 @@ import shoal as ipp
 from shoal import error
 
 from conftest import N_ENGINES
+import remote_fns  # noqa: E402
+from remote_fns import engine_pid, slow  # noqa: E402
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-
-def engine_pid():
-    import os
-    return os.getpid()
-
-
-def slow(seconds, value=None):
-    import time
-    time.sleep(seconds)
-    return value
+cloudpickle.register_pickle_by_value(remote_fns)
 
 
 # -- BroadcastView ---------------------------------------------------------------------
