@@ -1,7 +1,9 @@
 """The progress display of ``AsyncResult.wait_interactive``.
 
-tqdm when it is installed (its notebook widget inside a kernel, if ipywidgets imports),
-otherwise one ``name: k/n tasks`` line on stdout, rewritten in place with ``\\r``.
+Inside a Jupyter kernel with ipywidgets: a progress widget (built from ipywidgets' own
+IntProgress, which works with ipywidgets 6 as Debian ships it; tqdm's notebook bar does
+not). Elsewhere tqdm's text bar when tqdm is installed, otherwise one ``name: k/n tasks``
+line on stdout, rewritten in place with ``\\r``.
 """
 
 import sys
@@ -33,6 +35,28 @@ class _TextBar:
         self.file.flush()
 
 
+class _WidgetBar:
+    def __init__(self, total, desc):
+        import ipywidgets
+        from IPython.display import display
+
+        self.total = total
+        self.bar = ipywidgets.IntProgress(min=0, max=total, value=0, description=desc)
+        self.label = ipywidgets.HTML(value=self._text(0))
+        display(ipywidgets.HBox([self.bar, self.label]))
+
+    def _text(self, n):
+        return "%i/%i tasks" % (n, self.total)
+
+    def update(self, n):
+        if n != self.bar.value:
+            self.bar.value = n
+            self.label.value = self._text(n)
+
+    def close(self):
+        self.bar.bar_style = "success" if self.bar.value >= self.total else "warning"
+
+
 class _TqdmBar:
     def __init__(self, bar):
         self.bar = bar
@@ -48,11 +72,13 @@ class _TqdmBar:
 def _make(total, desc, widget):
     if widget is None:
         widget = _in_kernel()
+    if widget:
+        try:
+            return _WidgetBar(total, desc)
+        except Exception:  # noqa: BLE001 - no ipywidgets: a text bar instead
+            pass
     try:
-        if widget:
-            from tqdm.notebook import tqdm_notebook as tqdm
-        else:
-            from tqdm import tqdm
+        from tqdm import tqdm
         return _TqdmBar(tqdm(total=total, unit="tasks", desc=desc))
     except Exception:  # noqa: BLE001 - no tqdm, or no ipywidgets for the notebook bar
         return _TextBar(total, desc, sys.stdout)

@@ -91,3 +91,26 @@ def test_interrupt_button_interrupts_the_engines(kernel):
     messages = run(kc, "%%px --no-stream\nprint('after')")
     texts = "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
     assert texts == "".join("[stdout:%d] \nafter\n" % i for i in range(N_ENGINES))
+
+
+def test_wait_interactive_is_a_widget_in_a_notebook(kernel):
+    """In a kernel with ipywidgets, AsyncResult.wait_interactive() draws a progress widget
+    (the notebook front-end's view of it), not text."""
+    pytest.importorskip("ipywidgets")
+    _, kc = kernel
+    messages = run(kc, "import time\nar = rc.load_balanced_view().map_async(time.sleep, "
+                       "[0.2] * 6)\nar.wait_interactive()\nprint('done', ar.progress)")
+    widgets = [m for m in messages if m["msg_type"] == "display_data"
+               and "application/vnd.jupyter.widget-view+json" in m["content"]["data"]]
+    assert widgets, [m["msg_type"] for m in messages]
+    # ipywidgets 6 (Debian's) sends the model's state on comm_open or in the first update.
+    states = [m["content"]["data"].get("state", m["content"]["data"]) for m in messages
+              if m["msg_type"] in ("comm_open", "comm_msg")]
+    bars = [s for s in states if s.get("_model_name") in (
+        "ProgressModel", "FloatProgressModel", "IntProgressModel")]
+    assert bars and bars[0].get("max") == 6, states
+    assert any(s.get("value") == 6 for s in states), states  # the bar reached the end
+    assert any(s.get("bar_style") == "success" for s in states), states
+    assert not [m for m in messages if m["msg_type"] == "error"]
+    texts = "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
+    assert "done 6" in texts
