@@ -9,7 +9,8 @@ Clients then send their jobs to its engines directly, through its controller.
 pp's flags where they make sense: ``-i`` interface (default 127.0.0.1, not pp's 0.0.0.0),
 ``-p`` port (60000), ``-w`` workers (the usable CPUs), ``-s`` secret (or
 ``$SHOAL_PP_SECRET``, or ``--secret-file``; there is no default secret), ``-t`` exit after
-this many seconds without clients, ``-P`` PID file, ``-d`` debug logging.
+this many seconds without clients, ``-P`` PID file, ``-d`` debug logging, ``-a`` answer
+autodiscovery (``ppservers=("*",)``; see ``_discovery``) on UDP port ``-p``.
 """
 
 import argparse
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 from shoal import _daemons
-from shoal.pp import _rendezvous
+from shoal.pp import _discovery, _rendezvous
 
 log = logging.getLogger("pp")
 
@@ -45,6 +46,9 @@ def add_arguments(p):
     p.add_argument("-t", "--timeout", type=float, default=None,
                    help="exit after this many seconds without any client")
     p.add_argument("-P", "--pid-file", default=None, help="write the PID here")
+    p.add_argument("-a", "--autodiscovery", action="store_true",
+                   help="answer clients' autodiscovery broadcasts (ppservers=('*',)) on "
+                        "UDP port -p")
     p.add_argument("-d", "--debug", action="store_true", help="debug logging")
     p.add_argument("--bin-dir", default=None, help="where shoal-controller/-engine are")
 
@@ -53,8 +57,11 @@ class PPServer:
     """The ppserver: ``start()`` the cluster and the listener, ``serve()`` until stopped
     (``stop()`` from a signal handler or another thread)."""
 
-    def __init__(self, interface, port, workers, secret, idle_timeout=None, bin_dir=None):
+    def __init__(self, interface, port, workers, secret, idle_timeout=None, bin_dir=None,
+                 autodiscovery=False):
         self.interface = interface
+        self.autodiscovery = autodiscovery
+        self._responder = None
         self.port = port
         self.workers = workers
         self.secret = secret
@@ -80,6 +87,16 @@ class PPServer:
             raise SystemExit("shoal ppserver: cannot listen on %s:%d: %s"
                              % (self.interface, self.port, exc.strerror or exc))
         self.port = self._listener.getsockname()[1]
+        if self.autodiscovery:
+            if self.interface.startswith("127.") or self.interface == "localhost":
+                raise SystemExit("shoal ppserver: -a needs -i of a network interface (or "
+                                 "0.0.0.0); %s takes no broadcasts" % self.interface)
+            try:
+                self._responder = _discovery.Responder(self.interface, self.port,
+                                                       self.secret)
+            except OSError as exc:
+                raise SystemExit("shoal ppserver: cannot listen on UDP port %d for "
+                                 "autodiscovery: %s" % (self.port, exc.strerror or exc))
         self.cluster.start_cluster_sync()
         from shoal.cluster import connection_files
         client_file = connection_files(self.cluster.profile_dir, "")[0]
@@ -117,6 +134,8 @@ class PPServer:
         self._stop.set()
         if self._listener is not None:
             self._listener.close()
+        if self._responder is not None:
+            self._responder.close()
         self.cluster.stop_cluster_sync()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -184,7 +203,7 @@ def main(args):
     from shoal.cluster import _usable_cpus
     workers = args.workers if args.workers is not None else _usable_cpus()
     server = PPServer(args.interface, args.port, workers, secret, args.timeout,
-                      args.bin_dir)
+                      args.bin_dir, args.autodiscovery)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, server.stop)
     try:

@@ -15,7 +15,7 @@ import time
 import weakref
 
 from shoal.cluster import _usable_cpus
-from shoal.pp import _bundle, _rendezvous
+from shoal.pp import _bundle, _discovery, _rendezvous
 from shoal.pp._local import LocalNode
 from shoal.pp._node import JobQueue, fail
 from shoal.pp._remote_node import RemoteNode
@@ -52,8 +52,10 @@ def _check_tuple(value, name):
         raise TypeError("%s argument must be a tuple" % name)
 
 
-def _destroy(jobs, nodes):
-    fail(jobs.close(), _destroyed())
+def _destroy(jobs, nodes, finders):
+    for finder in finders:
+        finder.close()
+    fail(jobs.close(), _destroyed())  # after this no discovered node is added
     for node in nodes:
         node.close()
 
@@ -68,9 +70,11 @@ class Server:
     ``ncpus='autodetect'`` uses the CPUs this process may run on. ``ppservers`` is a tuple
     of ``"host:port"`` (or ``"host"``: port 60000) of ``shoal ppserver``s, which are
     connected in the background and used alongside the local workers; ``secret`` (or
-    ``$SHOAL_PP_SECRET``) is theirs. ``proto`` sets the protocol of ``raw_result``;
-    ``socket_timeout`` bounds the connection to a ppserver; ``restart=True`` replaces a
-    local worker process after every job.
+    ``$SHOAL_PP_SECRET``) is theirs. ``"*"`` (or ``"10.0.0.*:port"``) finds the
+    ``shoal ppserver -a``s with that secret by UDP broadcast (to 10.0.0.255).
+    ``proto`` sets the protocol of ``raw_result``; ``socket_timeout`` bounds the
+    connection to a ppserver; ``restart=True`` replaces a local worker process after
+    every job.
 
     ``raise_errors`` (shoal's, default True): ``job()`` re-raises a job's exception. With
     ``raise_errors=False`` it behaves as pp: prints the error and traceback, returns None.
@@ -90,15 +94,15 @@ class Server:
             raise TypeError("ppservers argument must be a tuple")
         if secret is not None and not isinstance(secret, str):
             raise TypeError("secret must be of a string type")
-        addresses = []
+        addresses, patterns = [], []
         for entry in ppservers:
             if "*" in entry:
-                raise NotImplementedError("shoal.pp has no autodiscovery (%r): name the "
-                                          "ppservers as 'host:port'" % entry)
-            addresses.append(_rendezvous.parse_address(entry))
+                patterns.append(_discovery.parse_pattern(entry, self.default_port))
+            else:
+                addresses.append(_rendezvous.parse_address(entry))
         if secret is None:
             secret = os.environ.get("SHOAL_PP_SECRET") or None
-        if addresses and secret is None:
+        if (addresses or patterns) and secret is None:
             raise ValueError("a secret is needed to use ppservers (the one `shoal ppserver` "
                              "was started with): secret=... or $SHOAL_PP_SECRET")
         self.logger = log
@@ -106,9 +110,9 @@ class Server:
         log.info("Running on Python %s %s", platform.python_version(), platform.system())
         self.secret = secret
         self.ppservers = addresses
-        self.auto_ppservers = []
+        self.auto_ppservers = patterns
         self.autopp_list = {}
-        self.discover = None  # pp's autodiscovery object; there is no autodiscovery
+        self.discover = []  # the autodiscovery Finders
         self.socket_timeout = socket_timeout
         self._proto = proto
         self._restart = restart
@@ -129,9 +133,15 @@ class Server:
             self._nodes.append(node)
         # destroy() at interpreter exit, or when the Server is garbage collected; the
         # finalizer holds the nodes, not the Server, so it does not keep it alive.
-        self._finalizer = weakref.finalize(self, _destroy, self._jobs, self._nodes)
+        self._finalizer = weakref.finalize(self, _destroy, self._jobs, self._nodes,
+                                           self.discover)
         for node in self._nodes:
             node.start()
+        for bcast, port in patterns:
+            # The Finder's thread holds the Server only weakly, so it can be collected.
+            found = weakref.WeakMethod(self._discovered)
+            self.discover.append(_discovery.Finder(
+                bcast, port, secret, lambda h, p, f=found: f() and f()(h, p)))
         log.info("pp local server started with %d workers", ncpus)
         self.__creation_time = time.time()
 
@@ -183,7 +193,8 @@ class Server:
         remotes = self._nodes[1:]
         if self._local._broken and not remotes:
             return RuntimeError(self._local._broken)
-        if self._ncpus == 0 and remotes and all(n.failure for n in remotes):
+        if self._ncpus == 0 and remotes and all(n.failure for n in remotes) \
+                and not self.auto_ppservers:  # else a ppserver may yet be discovered
             return ConnectionError("no worker can run jobs: ncpus=0 and " +
                                    "; ".join(n.failure for n in remotes))
         return None
@@ -237,6 +248,20 @@ class Server:
         for node in self._nodes[1:]:
             node._stats.ncpus = node.remote_ncpus
         return dict(self._stats)
+
+    def _discovered(self, host, port):
+        """Autodiscovery found the ppserver ``host:port``: use it, once."""
+        name = "%s:%d" % (host, port)
+        with self._jobs.cond:  # with destroy()'s jobs.close(): no node added after it
+            if self._jobs.closing or any(n.name == name for n in self._nodes):
+                return
+            log.info("Autodiscovered ppserver %s", name)
+            node = RemoteNode(self._jobs, _Statistics(0), host, port, self.secret,
+                              self._remote_failed, self.socket_timeout)
+            self._stats[node.name] = node._stats
+            self.autopp_list[name] = 1
+            self._nodes.append(node)
+            node.start()
 
     def _remote_failed(self, node):
         """A ppserver refused us for good: if nothing else can run jobs, fail them."""

@@ -37,14 +37,14 @@ def hosts():
 class NodeProcess:
     """`shoal ppserver -i <host ip>` running on one namespace host."""
 
-    def __init__(self, hosts, i, log_path, workers=1):
+    def __init__(self, hosts, i, log_path, workers=1, extra=()):
         self.hosts, self.ns, self.ip = hosts, hosts.names[i], hosts.ips[i]
         self.name = "%s:%d" % (self.ip, PORT)
         self.log_path = log_path
         env = child_env()
         env["SHOAL_PP_SECRET"] = SECRET  # not -s: a secret on a command line shows in ps
         argv = [sys.executable, "-m", "shoal", "ppserver", "-i", self.ip, "-p", str(PORT),
-                "-w", str(workers)]
+                "-w", str(workers), *extra]
         with open(log_path, "w") as err:
             self.proc = subprocess.Popen(hosts.exec_argv(self.ns, argv), env=env,
                                          stdout=subprocess.PIPE, stderr=err, text=True)
@@ -81,20 +81,31 @@ class NodeProcess:
 
 
 @pytest.fixture
-def nodes(hosts, tmp_path):
-    """One ppserver on each host, stopped (by PID) after the test."""
+def start_nodes(hosts, tmp_path):
+    """``start_nodes(*extra)``: one ppserver on each host, stopped (by PID) after the
+    test."""
     started = []
-    try:
-        for i in range(len(hosts.names)):
-            started.append(NodeProcess(hosts, i, tmp_path / ("ppserver%d.log" % i)))
-        for n in started:
+
+    def start(*extra, hosts_=None):
+        new = [NodeProcess(hosts, i, tmp_path / ("ppserver%d.log" % i), extra=extra)
+               for i in (range(len(hosts.names)) if hosts_ is None else hosts_)]
+        started.extend(new)
+        for n in new:
             n.wait_listening()
-        yield started
+        return new
+
+    try:
+        yield start
     finally:
         codes = []
         for n in started:
             codes.append(n.stop())
         assert all(c in (0, -signal.SIGKILL) for c in codes), codes
+
+
+@pytest.fixture
+def nodes(start_nodes):
+    return start_nodes()
 
 
 def where(seconds, i):
@@ -238,3 +249,67 @@ def test_traffic_between_hosts_is_encrypted(hosts, nodes, make_server):
         {data[12:32] for data in zmtp}
     for n in nodes:  # and both hosts were talked to
         assert any(n.ip in (src, dst) for (src, _, dst, _) in flows)
+
+
+# -- autodiscovery ---------------------------------------------------------------------------
+
+def test_autodiscovery_finds_both_hosts(hosts, start_nodes, make_server):
+    nodes = start_nodes("-a")
+    # The subnet's broadcast address: "*" (255.255.255.255) would leave by the default route.
+    s = make_server(0, ppservers=("%s.*:%d" % (hosts.net, PORT),), secret=SECRET)
+    assert wait_until(connected(s, 2), 30)
+    assert set(s.get_active_nodes()) == {"local"} | {n.name for n in nodes}
+    results = [j(timeout=60) for j in [s.submit(where, (0.2, i)) for i in range(10)]]
+    assert [r[1] for r in results] == [i * i for i in range(10)]
+    assert {r[0] for r in results} == set(hosts.names)
+
+
+def test_autodiscovery_ignores_other_secrets(hosts, start_nodes, make_server):
+    nodes = start_nodes("-a")
+    s = make_server(0, ppservers=("%s.*:%d" % (hosts.net, PORT),), secret="another")
+    job = s.submit(abs, (-3,))
+    assert not job.wait(3)  # nobody answered: the job waits, as in pp
+    assert s.get_active_nodes() == {"local": 0}
+    assert all("Authentication failed" not in n.log() for n in nodes)  # never tried
+
+
+def test_autodiscovery_finds_a_ppserver_that_comes_later(hosts, start_nodes, make_server,
+                                                         monkeypatch):
+    from shoal.pp import _discovery
+    monkeypatch.setattr(_discovery, "DISCOVERY_INTERVAL", 1.0)
+    first = start_nodes("-a", hosts_=[0])[0]
+    s = make_server(0, ppservers=("%s.*:%d" % (hosts.net, PORT),), secret=SECRET)
+    assert wait_until(connected(s, 1), 30)
+    later = start_nodes("-a", hosts_=[1])[0]
+    assert wait_until(connected(s, 2), 30)
+    assert set(s.get_active_nodes()) == {"local", first.name, later.name}
+
+
+def hello(bcast, secret, timeout=1.5):
+    """One raw discovery hello; the answers that came within ``timeout``."""
+    from shoal.pp import _discovery
+    nonce = uuid.uuid4().hex
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.sendto(" ".join([_discovery.MAGIC, "C", nonce,
+                              _discovery._mac(secret, "hello", nonce)]).encode(),
+                    (bcast, PORT))
+        answers = []
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                data, addr = sock.recvfrom(1024)
+            except socket.timeout:
+                break
+            answers.append((addr[0], data.decode().split()))
+    return nonce, answers
+
+
+def test_ppservers_answer_only_hellos_with_the_secret(hosts, start_nodes):
+    nodes = start_nodes("-a")
+    bcast = hosts.net + ".255"
+    assert hello(bcast, "another")[1] == []
+    nonce, answers = hello(bcast, SECRET)
+    assert sorted((src, words[1:5]) for src, words in answers) == \
+        [(n.ip, ["S", nonce, n.ip, str(PORT)]) for n in nodes]

@@ -186,8 +186,18 @@ def test_client_needs_a_secret_for_ppservers(monkeypatch):
     monkeypatch.delenv("SHOAL_PP_SECRET", raising=False)
     with pytest.raises(ValueError, match="a secret is needed"):
         pp.Server(0, ppservers=("127.0.0.1:1",))
-    with pytest.raises(NotImplementedError, match="autodiscovery"):
-        pp.Server(0, ppservers=("*",), secret="x")
+    with pytest.raises(ValueError, match="a secret is needed"):
+        pp.Server(0, ppservers=("*",))
+    with pytest.raises(ValueError, match="not an autodiscovery pattern"):
+        pp.Server(0, ppservers=("10.*",), secret="x")
+
+
+def test_autodiscovery_needs_a_network_interface():
+    env = child_env()
+    env["SHOAL_PP_SECRET"] = SECRET
+    r = subprocess.run([sys.executable, "-m", "shoal", "ppserver", "-a", "-p",
+                        str(free_port())], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 1 and "-a needs -i of a network interface" in r.stderr
 
 
 def test_idle_timeout_and_pid_file(tmp_path):
