@@ -27,7 +27,10 @@ PORT = 60000
 
 @pytest.fixture(scope="module")
 def hosts():
-    h = netns_hosts.Hosts(2).up()
+    try:
+        h = netns_hosts.Hosts(2).up()
+    except RuntimeError as exc:  # e.g. a container without CAP_NET_ADMIN
+        pytest.skip("cannot make network namespaces here: %s" % exc)
     try:
         yield h
     finally:
