@@ -2,7 +2,9 @@
 its own address and hostname), used by a pp.Server in the test's (root) namespace over
 real non-loopback addresses. Needs root and `ip netns`."""
 
+import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,6 +46,7 @@ class NodeProcess:
         self.hosts, self.ns, self.ip = hosts, hosts.names[i], hosts.ips[i]
         self.name = "%s:%d" % (self.ip, PORT)
         self.log_path = log_path
+        self.cluster_dir = None
         env = child_env()
         env["SHOAL_PP_SECRET"] = SECRET  # not -s: a secret on a command line shows in ps
         argv = [sys.executable, "-m", "shoal", "ppserver", "-i", self.ip, "-p", str(PORT),
@@ -57,9 +60,12 @@ class NodeProcess:
             sel.register(self.proc.stdout, selectors.EVENT_READ)
             ready = sel.select(timeout)
         line = self.proc.stdout.readline() if ready else ""
-        if "listening on %s:%d" % (self.ip, PORT) not in line:
+        m = re.search(r"listening on %s:%d .* cluster in (\S+)\)" % (re.escape(self.ip), PORT),
+                      line)
+        if not m:
             raise AssertionError("ppserver on %s did not start: %r %s"
                                  % (self.ns, line, self.log()))
+        self.cluster_dir = m.group(1)
         return line
 
     def log(self):
@@ -79,6 +85,8 @@ class NodeProcess:
         self.proc.stdout.close()
         left = self.hosts.pids(self.ns)
         self.hosts.kill_all(self.ns)
+        if self.cluster_dir:  # a killed ppserver could not remove it
+            shutil.rmtree(self.cluster_dir, ignore_errors=True)
         assert not left, "left running on %s: %s" % (self.ns, left)
         return code
 
@@ -214,9 +222,9 @@ class Sniffer:
             total = int.from_bytes(frame[16:18], "big")
             payload = frame[tcp + (frame[tcp + 12] >> 4) * 4:14 + total]
             if payload:
-                key = (socket.inet_ntoa(frame[26:30]), int.from_bytes(frame[tcp:tcp + 2], "big"),
-                       socket.inet_ntoa(frame[30:34]),
-                       int.from_bytes(frame[tcp + 2:tcp + 4], "big"))
+                ports = frame[tcp:tcp + 4]
+                key = (socket.inet_ntoa(frame[26:30]), int.from_bytes(ports[:2], "big"),
+                       socket.inet_ntoa(frame[30:34]), int.from_bytes(ports[2:], "big"))
                 self.flows[key] = self.flows.get(key, b"") + payload
 
     def stop(self):
