@@ -42,14 +42,15 @@ def hosts():
 class NodeProcess:
     """`shoal ppserver -i <host ip>` running on one namespace host."""
 
-    def __init__(self, hosts, i, log_path, workers=1, extra=()):
+    def __init__(self, hosts, i, log_path, workers=1, extra=(), iface=None):
         self.hosts, self.ns, self.ip = hosts, hosts.names[i], hosts.ips[i]
+        self.iface = iface or self.ip
         self.name = "%s:%d" % (self.ip, PORT)
         self.log_path = log_path
         self.cluster_dir = None
         env = child_env()
         env["SHOAL_PP_SECRET"] = SECRET  # not -s: a secret on a command line shows in ps
-        argv = [sys.executable, "-m", "shoal", "ppserver", "-i", self.ip, "-p", str(PORT),
+        argv = [sys.executable, "-m", "shoal", "ppserver", "-i", self.iface, "-p", str(PORT),
                 "-w", str(workers), *extra]
         with open(log_path, "w") as err:
             self.proc = subprocess.Popen(hosts.exec_argv(self.ns, argv), env=env,
@@ -60,8 +61,8 @@ class NodeProcess:
             sel.register(self.proc.stdout, selectors.EVENT_READ)
             ready = sel.select(timeout)
         line = self.proc.stdout.readline() if ready else ""
-        m = re.search(r"listening on %s:%d .* cluster in (\S+)\)" % (re.escape(self.ip), PORT),
-                      line)
+        m = re.search(r"listening on %s:%d .* cluster in (\S+)\)"
+                      % (re.escape(self.iface), PORT), line)
         if not m:
             raise AssertionError("ppserver on %s did not start: %r %s"
                                  % (self.ns, line, self.log()))
@@ -97,8 +98,9 @@ def start_nodes(hosts, tmp_path):
     test."""
     started = []
 
-    def start(*extra, hosts_=None):
-        new = [NodeProcess(hosts, i, tmp_path / ("ppserver%d.log" % i), extra=extra)
+    def start(*extra, hosts_=None, iface=None):
+        new = [NodeProcess(hosts, i, tmp_path / ("ppserver%d.log" % i), extra=extra,
+                           iface=iface)
                for i in (range(len(hosts.names)) if hosts_ is None else hosts_)]
         started.extend(new)
         for n in new:
@@ -324,3 +326,12 @@ def test_ppservers_answer_only_hellos_with_the_secret(hosts, start_nodes):
     nonce, answers = hello(bcast, SECRET)
     assert sorted((src, words[1:5]) for src, words in answers) == \
         [(n.ip, ["S", nonce, n.ip, str(PORT)]) for n in nodes]
+
+
+def test_autodiscovery_of_a_ppserver_on_all_interfaces(hosts, start_nodes, make_server):
+    """-i 0.0.0.0: the answer names no address; the client uses the answer's source."""
+    node = start_nodes("-a", hosts_=[0], iface="0.0.0.0")[0]
+    s = make_server(0, ppservers=("%s.*:%d" % (hosts.net, PORT),), secret=SECRET)
+    assert wait_until(connected(s, 1), 30)
+    assert set(s.get_active_nodes()) == {"local", node.name}
+    assert s.submit(where, (0, 7))(timeout=60) == (hosts.names[0], 49)
