@@ -115,6 +115,25 @@ def test_registration_does_not_wait_for_the_next_beat(start_controller, raw_peer
     assert watcher.engines() == {"0": fake.uuid}
 
 
+def test_a_client_connecting_as_an_engine_registers_still_hears_of_it(controller, raw_peers,
+                                                                      fake_engines):
+    """IPython Parallel's client subscribes to notifications only after its
+    connection_reply; an engine registered in that moment must still be announced to it
+    (or its wait_for_engines never returns)."""
+    peer = raw_peers(controller)
+    query = peer.connect(zmq.DEALER, "registration")
+    reply = peer.request(query, "connection_request", {}, timeout=5.0)
+    assert reply is not None and reply["content"]["engines"] == {}
+    fake = fake_engines(controller)  # registers and beats right after the reply
+    assert fake.register(3)["content"]["status"] == "ok"
+    fake.start_heart()
+    time.sleep(0.2)  # a client still setting up its sockets
+    notif = peer.connect(zmq.SUB, "notification")
+    note = peer.recv_type(notif, "registration_notification", timeout=5.0)
+    assert note is not None, "the registration was announced before the client could hear it"
+    assert note["content"] == {"id": 3, "uuid": fake.uuid}
+
+
 def test_duplicate_uuid_is_refused(controller, raw_peers, fake_engines):
     watcher = Watcher(controller, raw_peers)
     fake = fake_engines(controller)

@@ -192,6 +192,7 @@ Status Controller::Impl::Run() {
     if (auto d = registry_.NextStallDeadline()) next = std::min(next, *d);
     if (!stranded_mux_.empty()) next = std::min(next, stranded_mux_.front().first);
     if (!repings_.empty()) next = std::min(next, *repings_.begin());
+    if (!held_notes_.empty()) next = std::min(next, notes_held_until_);
     if (shutdown_at_) next = std::min(next, *shutdown_at_);
     if (state_dirty_) next = std::min(next, next_state_write_);
     if (!outbox_.empty()) next = std::min(next, now + 20 * kMicrosPerMilli);  // retry soon
@@ -201,6 +202,7 @@ Status Controller::Impl::Run() {
     OnTimers();
   }
   SHOAL_LOG(Info) << "shoal-controller shutting down";
+  ReleaseHeldNotes();
   if (state_dirty_) WriteEngineState();
   RemoveConnectionFiles();
   sk_.reset();
@@ -273,8 +275,23 @@ void Controller::Impl::SendReply(zmq::socket_t& sock, const std::vector<std::str
   ControllerSockets::SendFrames(sock, f);
 }
 
+// A client connects its notification SUB only after the connection_reply (IPython Parallel
+// does), so a notification published in the moment after a reply would be lost to it, and an
+// engine registered just then never seen (its wait_for_engines would hang). Notifications
+// are therefore held, in order, until kNotificationHold after the last connection_reply;
+// the reply already lists the engines registered so far, and clients ignore a repeated
+// registration of an engine they know.
 void Controller::Impl::Notify(std::string_view msg_type, const Json& content, const Json& parent) {
+  if (!held_notes_.empty() || clock_.MonotonicMicros() < notes_held_until_) {
+    held_notes_.push_back({std::string(msg_type), content, parent});
+    return;
+  }
   SendReply(sk_->notification(), {}, msg_type, parent, content);
+}
+
+void Controller::Impl::ReleaseHeldNotes() {
+  for (auto& n : held_notes_) SendReply(sk_->notification(), {}, n.msg_type, n.parent, n.content);
+  held_notes_.clear();
 }
 
 Json Controller::Impl::EnginesJson() const {
@@ -303,6 +320,7 @@ void Controller::Impl::OnQuery(Frames&& frames) {
   if (type == msg::kConnectionRequest) {
     SendReply(sk_->query(), {peer}, msg::kConnectionReply, req.header,
               {{"status", "ok"}, {"engines", EnginesJson()}});
+    notes_held_until_ = clock_.MonotonicMicros() + kNotificationHold;
   } else if (type == msg::kRegistrationRequest) {
     HandleRegistration(req);
   } else if (type == msg::kUnregistrationRequest) {
@@ -516,6 +534,7 @@ void Controller::Impl::Beat() {
 
 void Controller::Impl::OnTimers() {
   Micros now = clock_.MonotonicMicros();
+  if (!held_notes_.empty() && now >= notes_held_until_) ReleaseHeldNotes();
   if (!outbox_.empty()) FlushOutbox();
   if (!parked_.empty()) ReleaseParked(now);
   if (state_dirty_ && now >= next_state_write_) {

@@ -98,6 +98,7 @@ class Controller::Impl : public TaskSink {
   void OnIopub(Frames&& frames);
   void OnPong(Frames&& frames);
   void CompleteRegistration(const std::string& uuid);
+  void ReleaseHeldNotes();
   void ScheduleRepings(Micros now);
   void OnTimers();
 
@@ -143,6 +144,13 @@ class Controller::Impl : public TaskSink {
   Micros started_ = 0;
   Micros next_beat_ = 0;
   std::set<Micros> repings_;  // when to repeat the current ping for registering engines
+  struct HeldNote {
+    std::string msg_type;
+    Json content, parent;
+  };
+  std::vector<HeldNote> held_notes_;  // notifications waiting for clients' SUBs to join
+  Micros notes_held_until_ = 0;
+  static constexpr Micros kNotificationHold = 500 * kMicrosPerMilli;
   static constexpr Micros kRepingSpacing = 10 * kMicrosPerMilli;
   Micros next_flush_ = 0;
   Micros next_state_write_ = 0;
