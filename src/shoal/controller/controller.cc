@@ -276,15 +276,22 @@ void Controller::Impl::SendReply(zmq::socket_t& sock, const std::vector<std::str
 }
 
 // A client connects its notification SUB only after the connection_reply (IPython Parallel
-// does), so a notification published in the moment after a reply would be lost to it, and an
-// engine registered just then never seen (its wait_for_engines would hang). Notifications
-// are therefore held, in order, until kNotificationHold after the last connection_reply;
-// the reply already lists the engines registered so far, and clients ignore a repeated
-// registration of an engine they know.
+// does), so a registration announced in the moment after a reply would be lost to it and its
+// wait_for_engines never return. Registration notifications are therefore held, in order,
+// until kNotificationHold after the last connection_reply (the reply already lists the
+// engines registered so far; clients ignore a repeated registration). Other notifications go
+// at once: clients fail a dead engine's requests on its unregistration, and an engine that
+// leaves while its registration is still held is simply never announced.
 void Controller::Impl::Notify(std::string_view msg_type, const Json& content, const Json& parent) {
-  if (!held_notes_.empty() || clock_.MonotonicMicros() < notes_held_until_) {
+  if (msg_type == msg::kRegistrationNotification &&
+      (!held_notes_.empty() || clock_.MonotonicMicros() < notes_held_until_)) {
     held_notes_.push_back({std::string(msg_type), content, parent});
     return;
+  }
+  if (msg_type == msg::kUnregistrationNotification) {
+    std::erase_if(held_notes_, [&](const HeldNote& n) {
+      return n.content.value("id", -1) == content.value("id", -2);
+    });
   }
   SendReply(sk_->notification(), {}, msg_type, parent, content);
 }

@@ -148,7 +148,7 @@ class Controller::Impl : public TaskSink {
     std::string msg_type;
     Json content, parent;
   };
-  std::vector<HeldNote> held_notes_;  // notifications waiting for clients' SUBs to join
+  std::vector<HeldNote> held_notes_;  // registrations waiting for clients' SUBs to join
   Micros notes_held_until_ = 0;
   static constexpr Micros kNotificationHold = 500 * kMicrosPerMilli;
   static constexpr Micros kRepingSpacing = 10 * kMicrosPerMilli;
