@@ -77,7 +77,7 @@ class _Task:
         ``TimeoutError`` when not finished in time, or ``DestroyedServerError``.
         ``raw_result=True`` returns ``pickle.dumps((result, output), proto)`` as pp does.
         """
-        if not self._done:
+        if not self.finished:  # not _done: that is set before the callback has run
             if self.server is not None and self.server._exiting:
                 raise DestroyedServerError("Server was destroyed before the job completion")
             if not self.wait(timeout):
@@ -90,8 +90,8 @@ class _Task:
 
     def wait(self, timeout=None):
         """Wait until the job is finished (up to ``timeout`` seconds; None: no limit).
-        Returns whether it is."""
-        if self._done:
+        Returns whether it is (finished includes its callback having run)."""
+        if self.finished:
             return True
         if timeout is None:
             ok = self.lock.acquire()
