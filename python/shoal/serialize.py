@@ -24,6 +24,8 @@ __all__ = [
     "unpack_apply",
     "adopt_function",
     "function_frame",
+    "readonly_bytes",
+    "with_globals",
 ]
 
 SERIALIZER = "shoal-pickle5"
@@ -109,7 +111,8 @@ def serialize(obj):
     return frames
 
 
-def _as_readonly_bytes(frame):
+def readonly_bytes(frame):
+    """A read-only 1-D byte view of a received frame (bytes, memoryview, shoal._core.Frame)."""
     view = memoryview(frame)
     if view.ndim != 1 or view.format != "B":
         view = view.cast("B")
@@ -125,7 +128,7 @@ def deserialize(frames):
     """
     if len(frames) == 1:
         return pickle.loads(frames[0])
-    buffers = [_as_readonly_bytes(frame) for frame in frames[1:]]
+    buffers = [readonly_bytes(frame) for frame in frames[1:]]
     return pickle.loads(frames[0], buffers=buffers)
 
 
@@ -208,11 +211,16 @@ def adopt_function(f, namespace):
     for name, value in f.__globals__.items():
         if not name.startswith("__"):
             namespace.setdefault(name, value)
-    adopted = FunctionType(f.__code__, namespace, f.__name__, f.__defaults__, f.__closure__)
-    adopted.__kwdefaults__ = f.__kwdefaults__
-    adopted.__qualname__ = f.__qualname__
-    adopted.__module__ = f.__module__
-    adopted.__doc__ = f.__doc__
-    adopted.__annotations__ = f.__annotations__
-    adopted.__dict__.update(f.__dict__)
-    return adopted
+    return with_globals(f, namespace)
+
+
+def with_globals(f, namespace):
+    """A copy of the plain function ``f`` whose globals are ``namespace``."""
+    g = FunctionType(f.__code__, namespace, f.__name__, f.__defaults__, f.__closure__)
+    g.__kwdefaults__ = f.__kwdefaults__
+    g.__qualname__ = f.__qualname__
+    g.__module__ = f.__module__
+    g.__doc__ = f.__doc__
+    g.__annotations__ = f.__annotations__
+    g.__dict__.update(f.__dict__)
+    return g

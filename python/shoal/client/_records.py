@@ -24,14 +24,6 @@ def _dates(obj):
     return obj
 
 
-def _readonly(frame):
-    """A read-only byte view of a received frame (a ``shoal._core.Frame`` or bytes)."""
-    view = memoryview(frame)
-    if view.ndim != 1 or view.format != "B":
-        view = view.cast("B")
-    return view.toreadonly()
-
-
 def decode_value(serializer, frames):
     """``(value, rest)``: the value at the front of ``frames`` and the frames after it."""
     if not frames:
@@ -44,10 +36,10 @@ def decode_value(serializer, frames):
             nonlocal used
             for frame in rest:
                 used += 1
-                yield _readonly(frame)
+                yield serialize.readonly_bytes(frame)
 
         # The unpickler pulls one frame per out-of-band buffer it meets, no more.
-        value = pickle.loads(_readonly(frames[0]), buffers=take())
+        value = pickle.loads(serialize.readonly_bytes(frames[0]), buffers=take())
         return value, frames[1 + used:]
     from ipyparallel.serialize import deserialize_object  # a stock engine's format
     raw = [f.bytes() if hasattr(f, "bytes") else bytes(f) for f in frames]

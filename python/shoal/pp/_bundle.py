@@ -17,6 +17,7 @@ import sys
 import sysconfig
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from types import FunctionType, MethodType, ModuleType
 
 import cloudpickle
@@ -59,42 +60,37 @@ def _user_module(obj):
     return module
 
 
-def dumps(func, depfuncs, modules):
-    """The pickle of ``(func, depfuncs, modules)``, user code by value."""
-    wanted = {m for m in map(_user_module, (func, *depfuncs)) if m is not None}
+@contextmanager
+def _by_value(modules):
+    """Pickle functions and classes of ``modules`` by value while inside (cloudpickle's
+    registry is process-wide, hence the lock); modules already registered stay so."""
     with _PICKLE_LOCK:
         added = []
-        for m in wanted:
+        for m in modules:
             if m.__name__ not in cloudpickle.list_registry_pickle_by_value():
                 cloudpickle.register_pickle_by_value(m)
                 added.append(m)
         try:
-            return cloudpickle.dumps((func, tuple(depfuncs), tuple(modules)), protocol=5)
+            yield
         finally:
             for m in added:
                 cloudpickle.unregister_pickle_by_value(m)
+
+
+def dumps(func, depfuncs, modules):
+    """The pickle of ``(func, depfuncs, modules)``, user code by value."""
+    wanted = {m for m in map(_user_module, (func, *depfuncs)) if m is not None}
+    with _by_value(wanted):
+        return cloudpickle.dumps((func, tuple(depfuncs), tuple(modules)), protocol=5)
 
 
 def dumps_args(args):
     """The pickle of a job's arguments (instances of user classes carry their class)."""
-    wanted = set()
-    for a in args:
-        m = _user_module(type(a))
-        if m is not None:
-            wanted.add(m)
+    wanted = {m for m in (_user_module(type(a)) for a in args) if m is not None}
     if not wanted:
         return cloudpickle.dumps(args, protocol=5)
-    with _PICKLE_LOCK:
-        added = []
-        for m in wanted:
-            if m.__name__ not in cloudpickle.list_registry_pickle_by_value():
-                cloudpickle.register_pickle_by_value(m)
-                added.append(m)
-        try:
-            return cloudpickle.dumps(args, protocol=5)
-        finally:
-            for m in added:
-                cloudpickle.unregister_pickle_by_value(m)
+    with _by_value(wanted):
+        return cloudpickle.dumps(args, protocol=5)
 
 
 def from_globals(globals_, depfuncs, modules):

@@ -20,6 +20,8 @@ from types import FunctionType, MethodType
 
 import cloudpickle
 
+from shoal.serialize import with_globals
+
 # Job outcome codes (first item of each result tuple).
 OK = 0
 ERROR = 1  # the job raised: (ERROR, pickled exception or None, output, secs, (ename, evalue, tb))
@@ -54,13 +56,7 @@ def _statement(module):
 def _rebuild(f, ns):
     """``f`` with ``ns`` as its globals, so that the job, its depfuncs and the modules share
     one namespace as they do in a pp worker."""
-    g = FunctionType(f.__code__, ns, f.__name__, f.__defaults__, f.__closure__)
-    g.__kwdefaults__ = f.__kwdefaults__
-    g.__qualname__ = f.__qualname__
-    g.__module__ = f.__module__
-    g.__doc__ = f.__doc__
-    g.__dict__.update(f.__dict__)
-    return g
+    return with_globals(f, ns)
 
 
 def prepare(func, depfuncs, modules):
